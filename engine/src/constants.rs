@@ -1,0 +1,34 @@
+//! Every limit of the engine, in one place. Relationships between limits are
+//! checked at compile time.
+
+/// ZooKeeper's `jute.maxbuffer` default: 1 MiB - 1 (0xfffff). Requests larger
+/// than this are refused; replies larger than this are turned into errors.
+pub const JUTE_MAXBUFFER_DEFAULT: usize = 0xfffff;
+
+/// Upper bound an operator may configure for `jute.maxbuffer`.
+pub const JUTE_MAXBUFFER_MAX: usize = 64 * 1024 * 1024;
+
+/// Operations in one multi or multiRead.
+pub const MULTI_OPS_MAX: usize = 100_000;
+
+/// Entries of one list in a request (ACLs, setWatches paths).
+pub const LIST_ITEMS_MAX: usize = 1_000_000;
+
+/// Bytes of log records handed to one group-commit write.
+pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Proposals handed to one group-commit write.
+pub const BATCH_PROPOSALS_MAX: usize = 16 * 1024;
+
+/// ZooKeeper's default tickTime in milliseconds.
+pub const TICK_TIME_MS_DEFAULT: u64 = 2000;
+
+/// Length of a session password, as ZooKeeper's.
+pub const SESSION_PASSWORD_LEN: usize = 16;
+
+/// Maximal TTL of a TTL node: ZooKeeper stores it in the low 40 bits of
+/// ephemeralOwner (`EphemeralType.TTL`, 0xFF in the top byte).
+pub const TTL_MS_MAX: i64 = (1i64 << 40) - 1;
+
+const _: () = assert!(JUTE_MAXBUFFER_DEFAULT <= JUTE_MAXBUFFER_MAX);
+const _: () = assert!(BATCH_BYTES_MAX >= JUTE_MAXBUFFER_MAX / 16);

@@ -1,0 +1,136 @@
+//! Client operations as the engine sees them (decoded from the wire by
+//! `net`), and their results.
+
+use bytes::Bytes;
+
+use crate::types::{Acl, AddWatchMode, ErrorCode, Stat, WatcherType};
+
+/// A write: goes through the pipeline core, gets a zxid, is logged.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteOp {
+    /// create (1), create2 (15), createContainer (19) and createTTL (21);
+    /// `opcode` says which, because the reply differs.
+    Create {
+        opcode: i32,
+        path: String,
+        data: Bytes,
+        acl: Vec<Acl>,
+        flags: i32,
+        ttl: i64,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    /// Issued by the server itself for empty containers and expired TTLs.
+    DeleteContainer {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Bytes,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+    Multi(Vec<WriteOp>),
+    CloseSession,
+    /// A malformed sub-request inside a multi, answered as ZooKeeper does.
+    Invalid(ErrorCode),
+}
+
+/// A read: answered on the session's own core from its view of the tree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadOp {
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    GetAcl {
+        path: String,
+    },
+    /// getChildren (8) and getChildren2 (12).
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    GetEphemerals {
+        prefix: String,
+    },
+    MultiRead(Vec<ReadOp>),
+    CheckWatches {
+        path: String,
+        kind: WatcherType,
+    },
+    RemoveWatches {
+        path: String,
+        kind: WatcherType,
+    },
+    AddWatch {
+        path: String,
+        mode: AddWatchMode,
+    },
+    SetWatches {
+        relative_zxid: i64,
+        data: Vec<String>,
+        exist: Vec<String>,
+        child: Vec<String>,
+        persistent: Vec<String>,
+        persistent_recursive: Vec<String>,
+    },
+    WhoAmI,
+}
+
+/// A successful reply body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Response {
+    Empty,
+    Path(String),
+    PathStat(String, Stat),
+    Stat(Stat),
+    Data(Bytes, Stat),
+    Acl(Vec<Acl>, Stat),
+    Children(Vec<String>),
+    Children2(Vec<String>, Stat),
+    Number(i32),
+    Strings(Vec<String>),
+    Multi(Vec<MultiResult>),
+    MultiRead(Vec<MultiReadResult>),
+    WhoAmI(Vec<(String, String)>),
+}
+
+/// One entry of a multi reply (`OpResult`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum MultiResult {
+    Create(String),
+    Create2(String, Stat),
+    Delete,
+    SetData(Stat),
+    Check,
+    Error(ErrorCode),
+}
+
+/// One entry of a multiRead reply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MultiReadResult {
+    Children(Vec<String>),
+    Data(Bytes, Stat),
+    Error(ErrorCode),
+}
+
+pub type Reply = Result<Response, ErrorCode>;

@@ -1,0 +1,201 @@
+//! The session table of the pipeline core, with expiry by tick buckets as
+//! ZooKeeper's `SessionTrackerImpl`/`ExpiryQueue`: a session's deadline is
+//! rounded up to the next tick, so expiring is O(expired sessions) per tick.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sha1::{Digest, Sha1};
+
+use crate::constants::SESSION_PASSWORD_LEN;
+use crate::types::SessionId;
+
+/// ZooKeeper derives session passwords from the id and a fixed secret, so
+/// any server of the ensemble (or a restarted one) can check them. We do the
+/// same with SHA-1 rather than `java.util.Random`.
+const PASSWORD_SECRET: &[u8] = b"corral-session-secret-v1";
+
+pub fn password(id: SessionId) -> [u8; SESSION_PASSWORD_LEN] {
+    let mut h = Sha1::new();
+    h.update(PASSWORD_SECRET);
+    h.update(id.to_be_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; SESSION_PASSWORD_LEN];
+    out.copy_from_slice(&d[..SESSION_PASSWORD_LEN]);
+    out
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub timeout_ms: i32,
+    /// The tick bucket the session expires in (ms).
+    pub deadline_ms: u64,
+    /// A closeSession was prepared; further requests fail SessionExpired.
+    pub closing: bool,
+}
+
+#[derive(Debug)]
+pub struct SessionTracker {
+    sessions: HashMap<SessionId, Session>,
+    buckets: BTreeMap<u64, HashSet<SessionId>>,
+    tick_ms: u64,
+    next_id: i64,
+}
+
+impl SessionTracker {
+    /// `server_id` goes into the top byte of ids, as ZooKeeper's.
+    pub fn new(tick_ms: u64, server_id: u8, now_ms: u64) -> SessionTracker {
+        let mut next_id = (((now_ms as i64) << 24) as u64 >> 8) as i64;
+        next_id |= (server_id as i64) << 56;
+        // 0 means "no session" in ephemeralOwner, i64::MIN means container.
+        if next_id == crate::types::CONTAINER_EPHEMERAL_OWNER || next_id == 0 {
+            next_id += 1;
+        }
+        SessionTracker {
+            sessions: HashMap::new(),
+            buckets: BTreeMap::new(),
+            tick_ms: tick_ms.max(1),
+            next_id,
+        }
+    }
+
+    pub fn next_session_id(&mut self) -> SessionId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn bucket(&self, t: u64) -> u64 {
+        (t / self.tick_ms + 1) * self.tick_ms
+    }
+
+    fn reschedule(&mut self, id: SessionId, now_ms: u64) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        let new = self.bucket(now_ms + s.timeout_ms.max(0) as u64);
+        let old = s.deadline_ms;
+        if new == old {
+            return;
+        }
+        if let Some(set) = self.buckets.get_mut(&old) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.buckets.remove(&old);
+            }
+        }
+        self.buckets.entry(new).or_default().insert(id);
+        self.sessions.get_mut(&id).expect("present").deadline_ms = new;
+    }
+
+    /// Adds (or re-adds, at recovery) a session that is live from `now_ms`.
+    pub fn add(&mut self, id: SessionId, timeout_ms: i32, now_ms: u64) {
+        self.sessions.insert(
+            id,
+            Session {
+                id,
+                timeout_ms,
+                deadline_ms: 0,
+                closing: false,
+            },
+        );
+        if id >= self.next_id && (id >> 56) == (self.next_id >> 56) {
+            self.next_id = id + 1;
+        }
+        self.reschedule(id, now_ms);
+    }
+
+    /// Keeps a session alive; false if it is unknown or closing.
+    pub fn touch(&mut self, id: SessionId, now_ms: u64) -> bool {
+        match self.sessions.get(&id) {
+            Some(s) if !s.closing => {
+                self.reschedule(id, now_ms);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_live(&self, id: SessionId) -> bool {
+        self.sessions.get(&id).is_some_and(|s| !s.closing)
+    }
+
+    pub fn get(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    pub fn set_closing(&mut self, id: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.closing = true;
+        }
+    }
+
+    pub fn remove(&mut self, id: SessionId) {
+        if let Some(s) = self.sessions.remove(&id) {
+            if let Some(set) = self.buckets.get_mut(&s.deadline_ms) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.buckets.remove(&s.deadline_ms);
+                }
+            }
+        }
+    }
+
+    /// Sessions whose deadline has passed and that are not yet closing;
+    /// they are marked closing.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<SessionId> {
+        let mut out = Vec::new();
+        while let Some((&t, _)) = self.buckets.first_key_value() {
+            if t > now_ms {
+                break;
+            }
+            let set = self.buckets.remove(&t).expect("present");
+            for id in set {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    if !s.closing {
+                        s.closing = true;
+                        out.push(id);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_after_timeout_unless_touched() {
+        let mut t = SessionTracker::new(100, 1, 0);
+        t.add(1, 1000, 0);
+        t.add(2, 1000, 0);
+        assert!(t.expire(900).is_empty());
+        assert!(t.touch(2, 900));
+        assert_eq!(t.expire(1100), vec![1]);
+        assert!(!t.is_live(1));
+        assert!(!t.touch(1, 1100));
+        assert_eq!(t.expire(2100), vec![2]);
+    }
+
+    #[test]
+    fn passwords_are_stable_and_distinct() {
+        assert_eq!(password(5), password(5));
+        assert_ne!(password(5), password(6));
+    }
+}

@@ -1,0 +1,312 @@
+//! The data tree: every znode with its data, ACL and Stat, held in
+//! persistent (structurally shared) maps. Cloning a `DataTree` is O(1), which
+//! is what lets the pipeline core publish an immutable version of the tree
+//! per committed batch to every core, and take consistent snapshots for free.
+//!
+//! Corresponds to ZooKeeper's `DataTree` / `DataNode`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::{HashMap, OrdSet};
+
+use crate::types::{Acl, AclList, EphemeralKind, ErrorCode, SessionId, Stat};
+use crate::{path, types::perms};
+
+/// One znode. Children are kept as names; the full path is the map key.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub data: Bytes,
+    pub acl: AclList,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub children: OrdSet<Arc<str>>,
+}
+
+impl Node {
+    pub fn stat(&self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: self.pzxid,
+        }
+    }
+
+    fn empty(acl: AclList) -> Node {
+        Node {
+            data: Bytes::new(),
+            acl,
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            children: OrdSet::new(),
+        }
+    }
+}
+
+/// A consistent version of the whole tree at `last_zxid`.
+#[derive(Clone, Debug)]
+pub struct DataTree {
+    nodes: HashMap<Arc<str>, Arc<Node>>,
+    ephemerals: HashMap<SessionId, OrdSet<Arc<str>>>,
+    containers: OrdSet<Arc<str>>,
+    ttls: OrdSet<Arc<str>>,
+    /// The zxid of the last transaction applied to this version.
+    pub last_zxid: i64,
+    /// Sum of path and data lengths, ZooKeeper's `approximateDataSize`.
+    pub approximate_data_size: i64,
+    extended_types: bool,
+}
+
+/// The system nodes every ZooKeeper server has.
+pub const ZOOKEEPER_PATH: &str = "/zookeeper";
+pub const QUOTA_PATH: &str = "/zookeeper/quota";
+pub const CONFIG_PATH: &str = "/zookeeper/config";
+
+impl DataTree {
+    /// A fresh tree as a fresh ZooKeeper server has it: `/`, `/zookeeper`,
+    /// `/zookeeper/quota` and `/zookeeper/config`.
+    pub fn new(extended_types: bool) -> DataTree {
+        let all: AclList = Arc::from(vec![Acl::world_all()]);
+        let read_only: AclList = Arc::from(vec![Acl {
+            perms: perms::READ,
+            id: crate::types::Id::new("world", "anyone"),
+        }]);
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            last_zxid: 0,
+            approximate_data_size: 0,
+            extended_types,
+        };
+        let mut root = Node::empty(all.clone());
+        root.children.insert(Arc::from("zookeeper"));
+        let mut zk = Node::empty(all.clone());
+        zk.children.insert(Arc::from("quota"));
+        zk.children.insert(Arc::from("config"));
+        t.insert_raw("/", root);
+        t.insert_raw(ZOOKEEPER_PATH, zk);
+        t.insert_raw(QUOTA_PATH, Node::empty(all));
+        t.insert_raw(CONFIG_PATH, Node::empty(read_only));
+        t
+    }
+
+    fn insert_raw(&mut self, path: &str, node: Node) {
+        self.approximate_data_size += (path.len() + node.data.len()) as i64;
+        self.nodes.insert(Arc::from(path), Arc::new(node));
+    }
+
+    pub fn extended_types(&self) -> bool {
+        self.extended_types
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(path)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn ephemerals_of(&self, session: SessionId) -> Vec<Arc<str>> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    pub fn sessions_with_ephemerals(&self) -> Vec<SessionId> {
+        self.ephemerals.keys().copied().collect()
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.containers.iter()
+    }
+
+    pub fn ttls(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.ttls.iter()
+    }
+
+    /// All paths in the tree (for dumps and digests; O(n)).
+    pub fn paths(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Node>)> {
+        self.nodes.iter()
+    }
+
+    /// Number of descendants of `path` (getAllChildrenNumber).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let Some(node) = self.get(path) else {
+            return 0;
+        };
+        let mut count = 0;
+        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
+        while let Some(p) = stack.pop() {
+            count += 1;
+            if let Some(n) = self.get(&p) {
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        count
+    }
+
+    /// Creates a node. The caller (apply) has validated it; a missing
+    /// parent or an existing node here is a broken invariant of the log.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        acl: AclList,
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Result<Stat, ErrorCode> {
+        let parent_path = path::parent(path);
+        let name: Arc<str> = Arc::from(path::name(path));
+        if self.nodes.contains_key(path) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        let parent = Arc::make_mut(parent);
+        parent.children.insert(name);
+        // Matches ZooKeeper's DataTree.createNode: the parent takes the
+        // cversion the prep stage computed (-1 means "current + 1").
+        let cversion = if parent_cversion == -1 {
+            parent.cversion + 1
+        } else {
+            parent_cversion
+        };
+        parent.cversion = cversion;
+        parent.pzxid = zxid;
+        let node = Node {
+            data,
+            acl,
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner,
+            children: OrdSet::new(),
+        };
+        let stat = node.stat();
+        let key: Arc<str> = Arc::from(path);
+        match EphemeralKind::of(ephemeral_owner, self.extended_types) {
+            EphemeralKind::Normal(session) => {
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(key.clone());
+            }
+            EphemeralKind::Container => {
+                self.containers.insert(key.clone());
+            }
+            EphemeralKind::Ttl(_) => {
+                self.ttls.insert(key.clone());
+            }
+            EphemeralKind::Void => {}
+        }
+        self.approximate_data_size += (path.len() + node.data.len()) as i64;
+        self.nodes.insert(key, Arc::new(node));
+        Ok(stat)
+    }
+
+    pub fn delete(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
+        let Some(node) = self.nodes.remove(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        self.approximate_data_size -= (path.len() + node.data.len()) as i64;
+        match EphemeralKind::of(node.ephemeral_owner, self.extended_types) {
+            EphemeralKind::Normal(session) => {
+                if let Some(set) = self.ephemerals.get_mut(&session) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&session);
+                    }
+                }
+            }
+            EphemeralKind::Container => {
+                self.containers.remove(path);
+            }
+            EphemeralKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            EphemeralKind::Void => {}
+        }
+        let parent_path = path::parent(path);
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            let parent = Arc::make_mut(parent);
+            parent.children.remove(path::name(path));
+            // Matches ZooKeeper's DataTree.deleteNode: pzxid only moves
+            // forward; cversion is not touched by a delete.
+            if zxid > parent.pzxid {
+                parent.pzxid = zxid;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_data(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        version: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Result<Stat, ErrorCode> {
+        let Some(node) = self.nodes.get_mut(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        let node = Arc::make_mut(node);
+        let delta = data.len() as i64 - node.data.len() as i64;
+        node.data = data;
+        node.version = version;
+        node.mzxid = zxid;
+        node.mtime = time;
+        let stat = node.stat();
+        self.approximate_data_size += delta;
+        Ok(stat)
+    }
+
+    pub fn set_acl(&mut self, path: &str, acl: AclList, aversion: i32) -> Result<Stat, ErrorCode> {
+        let Some(node) = self.nodes.get_mut(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        let node = Arc::make_mut(node);
+        node.acl = acl;
+        node.aversion = aversion;
+        Ok(node.stat())
+    }
+}

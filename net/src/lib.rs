@@ -1,0 +1,18 @@
+//! The shell around the engine: the ZooKeeper wire codec, connections, the
+//! per-core glommio runtime that drives the engine, configuration, and the
+//! `corral` binary.
+//!
+//! It owns every side effect the engine must not have: sockets, files,
+//! clocks and threads. It must never decide what a request does: that is
+//! the engine's.
+//!
+//! # Layout
+//! - `proto` — ZooKeeper wire frames, pure encode/decode.
+//! - `config` — zoo.cfg and flags.
+//! - `server` — executors, cores, connections, the group-commit loop.
+//! - `fourlw` — four-letter words.
+
+pub mod config;
+pub mod fourlw;
+pub mod proto;
+pub mod server;

@@ -1,0 +1,135 @@
+//! `corral`: a coordination server that speaks Apache ZooKeeper's protocol.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use net::config::Config;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "A ZooKeeper-compatible coordination server, thread-per-core."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server. With no options: standalone on port 2181, data in ./corral-data.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// An Apache ZooKeeper zoo.cfg to read (clientPort, dataDir, tickTime, ...).
+    #[arg(long, value_name = "PATH")]
+    zoo_cfg: Option<PathBuf>,
+    /// Client port (overrides zoo.cfg's clientPort).
+    #[arg(long, value_name = "PORT")]
+    client_port: Option<u16>,
+    /// Data directory (overrides zoo.cfg's dataDir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Cores to run on, one executor each (default: all online cores).
+    #[arg(long, value_name = "N")]
+    cores: Option<usize>,
+    /// tickTime in milliseconds (overrides zoo.cfg).
+    #[arg(long, value_name = "MS")]
+    tick_time: Option<u64>,
+    /// Four-letter words to allow, comma separated, or "*" (overrides zoo.cfg).
+    #[arg(long, value_name = "LIST")]
+    four_letter_words: Option<String>,
+    /// Enable TTL nodes (zookeeper.extendedTypesEnabled).
+    #[arg(long)]
+    extended_types: bool,
+    /// How often empty containers and expired TTL nodes are removed, in ms.
+    #[arg(long, value_name = "MS")]
+    container_check_interval: Option<u64>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+fn server(args: ServerArgs) -> ExitCode {
+    init_logs(args.log_format);
+    let (mut config, warnings) = match &args.zoo_cfg {
+        Some(p) => match Config::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("corral: configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => (Config::default(), Vec::new()),
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(p) = args.client_port {
+        config.client_port = p;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(c) = args.cores {
+        config.cores = c;
+    }
+    if let Some(t) = args.tick_time {
+        config.tick_time_ms = t.max(1);
+    }
+    if let Some(w) = args.four_letter_words {
+        config.four_letter_words = w.split(',').map(|s| s.trim().to_string()).collect();
+    }
+    if args.extended_types {
+        config.extended_types = true;
+    }
+    if let Some(ms) = args.container_check_interval {
+        config.container_check_interval_ms = ms;
+    }
+    if args.check_config {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    match net::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("corral stopped: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(a) => server(a),
+    }
+}

@@ -1,0 +1,568 @@
+//! The ZooKeeper client wire protocol: length-prefixed jute frames.
+//!
+//! Every decoder is a pure function over bytes. "Need more bytes" is not an
+//! error; a length prefix is checked against `jute.maxbuffer` before anything
+//! is allocated; malformed bodies are errors the connection answers by
+//! closing, as ZooKeeper does.
+//!
+//! ```text
+//! frame      := len:i32 body[len]                    (big-endian)
+//! connect    := protocolVersion:i32 lastZxidSeen:i64 timeOut:i32
+//!               sessionId:i64 passwd:buffer [readOnly:bool]
+//! request    := xid:i32 type:i32 record
+//! reply      := xid:i32 zxid:i64 err:i32 [record if err == 0]
+//! event      := xid=-1 zxid=-1 err=0 type:i32 state:i32 path:string
+//! ```
+
+use bytes::Bytes;
+use engine::jute::{JuteError, JuteWrite, Reader};
+use engine::op::{MultiReadResult, MultiResult, ReadOp, Response, WriteOp};
+use engine::types::{opcode, AddWatchMode, ErrorCode, EventType, Stat, WatcherType};
+
+/// Special xids (`ClientCnxn`).
+pub const XID_NOTIFICATION: i32 = -1;
+pub const XID_PING: i32 = -2;
+pub const XID_AUTH: i32 = -4;
+pub const XID_SET_WATCHES: i32 = -8;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("frame length {0} is negative or exceeds jute.maxbuffer")]
+    BadLength(i64),
+    #[error("malformed record: {0}")]
+    Jute(#[from] JuteError),
+    #[error("invalid type {0} inside a multi")]
+    BadMultiOp(i32),
+    #[error("{0} trailing bytes after the record")]
+    Trailing(usize),
+}
+
+/// Splits one frame off the front of `buf`: Ok(None) while incomplete.
+pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, CodecError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len < 0 || len as usize > max {
+        return Err(CodecError::BadLength(len as i64));
+    }
+    let len = len as usize;
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    Ok(Some((4, 4 + len)))
+}
+
+/// The four-letter words ZooKeeper answers on the client port.
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
+    "dump", "dirs", "isro", "gtmk", "stmk",
+];
+
+/// A connection's first four bytes may be a four-letter word instead of a
+/// length prefix.
+pub fn four_letter_word(first: &[u8]) -> Option<&'static str> {
+    if first.len() < 4 {
+        return None;
+    }
+    FOUR_LETTER_WORDS
+        .iter()
+        .copied()
+        .find(|w| w.as_bytes() == &first[..4])
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectRequest {
+    pub protocol_version: i32,
+    pub last_zxid_seen: i64,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub password: Bytes,
+    pub read_only: bool,
+}
+
+pub fn decode_connect(body: Bytes) -> Result<ConnectRequest, CodecError> {
+    let mut r = Reader::new(body);
+    let req = ConnectRequest {
+        protocol_version: r.i32()?,
+        last_zxid_seen: r.i64()?,
+        timeout_ms: r.i32()?,
+        session_id: r.i64()?,
+        password: r.buffer()?,
+        // Old clients omit the flag.
+        read_only: if r.remaining() > 0 { r.bool()? } else { false },
+    };
+    Ok(req)
+}
+
+pub fn encode_connect_response(
+    out: &mut Vec<u8>,
+    timeout_ms: i32,
+    session_id: i64,
+    password: &[u8],
+    read_only: bool,
+) {
+    let start = begin_frame(out);
+    out.put_jute_i32(0);
+    out.put_jute_i32(timeout_ms);
+    out.put_jute_i64(session_id);
+    out.put_jute_buffer(password);
+    out.put_jute_bool(read_only);
+    end_frame(out, start);
+}
+
+/// What a request frame asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Write(WriteOp),
+    Read(ReadOp),
+    Sync(String),
+    Ping,
+    Auth {
+        scheme: String,
+        auth: Bytes,
+    },
+    Sasl,
+    Reconfig,
+    /// An opcode the server does not know; answered Unimplemented.
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestFrame {
+    pub xid: i32,
+    pub opcode: i32,
+    pub request: Request,
+}
+
+fn create_op(r: &mut Reader, code: i32) -> Result<WriteOp, CodecError> {
+    let path = r.string()?;
+    let data = r.buffer()?;
+    let acl = r.acls()?;
+    let flags = r.i32()?;
+    let ttl = if code == opcode::CREATE_TTL {
+        r.i64()?
+    } else {
+        -1
+    };
+    Ok(WriteOp::Create {
+        opcode: code,
+        path,
+        data,
+        acl,
+        flags,
+        ttl,
+    })
+}
+
+/// Reads the ops of a multi or multiRead (`MultiOperationRecord`).
+fn multi_ops(r: &mut Reader) -> Result<Vec<(i32, Request)>, CodecError> {
+    let mut ops = Vec::new();
+    loop {
+        let t = r.i32()?;
+        let done = r.bool()?;
+        let _err = r.i32()?;
+        if done {
+            break;
+        }
+        if ops.len() >= engine::constants::MULTI_OPS_MAX {
+            return Err(CodecError::BadMultiOp(t));
+        }
+        let req = match t {
+            opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
+                Request::Write(create_op(r, t)?)
+            }
+            opcode::DELETE => Request::Write(WriteOp::Delete {
+                path: r.string()?,
+                version: r.i32()?,
+            }),
+            opcode::SET_DATA => Request::Write(WriteOp::SetData {
+                path: r.string()?,
+                data: r.buffer()?,
+                version: r.i32()?,
+            }),
+            opcode::CHECK => Request::Write(WriteOp::Check {
+                path: r.string()?,
+                version: r.i32()?,
+            }),
+            opcode::GET_CHILDREN => Request::Read(ReadOp::GetChildren {
+                path: r.string()?,
+                watch: r.bool()?,
+                with_stat: false,
+            }),
+            opcode::GET_DATA => Request::Read(ReadOp::GetData {
+                path: r.string()?,
+                watch: r.bool()?,
+            }),
+            other => return Err(CodecError::BadMultiOp(other)),
+        };
+        ops.push((t, req));
+    }
+    Ok(ops)
+}
+
+/// Decodes one request frame body (after the length prefix).
+pub fn decode_request(body: Bytes) -> Result<RequestFrame, CodecError> {
+    let mut r = Reader::new(body);
+    let xid = r.i32()?;
+    let code = r.i32()?;
+    let request = match code {
+        opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
+            Request::Write(create_op(&mut r, code)?)
+        }
+        opcode::DELETE => Request::Write(WriteOp::Delete {
+            path: r.string()?,
+            version: r.i32()?,
+        }),
+        opcode::DELETE_CONTAINER => Request::Write(WriteOp::DeleteContainer { path: r.string()? }),
+        opcode::SET_DATA => Request::Write(WriteOp::SetData {
+            path: r.string()?,
+            data: r.buffer()?,
+            version: r.i32()?,
+        }),
+        opcode::SET_ACL => Request::Write(WriteOp::SetAcl {
+            path: r.string()?,
+            acl: r.acls()?,
+            version: r.i32()?,
+        }),
+        opcode::CHECK => Request::Write(WriteOp::Check {
+            path: r.string()?,
+            version: r.i32()?,
+        }),
+        opcode::MULTI => {
+            let ops = multi_ops(&mut r)?
+                .into_iter()
+                .map(|(_, req)| match req {
+                    Request::Write(w) => w,
+                    _ => WriteOp::Invalid(ErrorCode::BadArguments),
+                })
+                .collect();
+            Request::Write(WriteOp::Multi(ops))
+        }
+        opcode::MULTI_READ => {
+            let ops = multi_ops(&mut r)?
+                .into_iter()
+                .map(|(_, req)| match req {
+                    Request::Read(op) => op,
+                    // A write inside a multiRead: answered per op as an error.
+                    _ => ReadOp::GetEphemerals {
+                        prefix: String::new(),
+                    },
+                })
+                .collect();
+            Request::Read(ReadOp::MultiRead(ops))
+        }
+        opcode::CLOSE_SESSION => Request::Write(WriteOp::CloseSession),
+        opcode::EXISTS => Request::Read(ReadOp::Exists {
+            path: r.string()?,
+            watch: r.bool()?,
+        }),
+        opcode::GET_DATA => Request::Read(ReadOp::GetData {
+            path: r.string()?,
+            watch: r.bool()?,
+        }),
+        opcode::GET_ACL => Request::Read(ReadOp::GetAcl { path: r.string()? }),
+        opcode::GET_CHILDREN | opcode::GET_CHILDREN2 => Request::Read(ReadOp::GetChildren {
+            path: r.string()?,
+            watch: r.bool()?,
+            with_stat: code == opcode::GET_CHILDREN2,
+        }),
+        opcode::GET_ALL_CHILDREN_NUMBER => {
+            Request::Read(ReadOp::GetAllChildrenNumber { path: r.string()? })
+        }
+        opcode::GET_EPHEMERALS => Request::Read(ReadOp::GetEphemerals {
+            prefix: r.string()?,
+        }),
+        opcode::CHECK_WATCHES | opcode::REMOVE_WATCHES => {
+            let path = r.string()?;
+            let t = r.i32()?;
+            match WatcherType::from_code(t) {
+                None => Request::Unknown,
+                Some(kind) if code == opcode::CHECK_WATCHES => {
+                    Request::Read(ReadOp::CheckWatches { path, kind })
+                }
+                Some(kind) => Request::Read(ReadOp::RemoveWatches { path, kind }),
+            }
+        }
+        opcode::ADD_WATCH => {
+            let path = r.string()?;
+            let mode = r.i32()?;
+            match AddWatchMode::from_code(mode) {
+                Some(mode) => Request::Read(ReadOp::AddWatch { path, mode }),
+                None => Request::Unknown,
+            }
+        }
+        opcode::SET_WATCHES | opcode::SET_WATCHES2 => {
+            let relative_zxid = r.i64()?;
+            let data = r.strings()?;
+            let exist = r.strings()?;
+            let child = r.strings()?;
+            let (persistent, persistent_recursive) = if code == opcode::SET_WATCHES2 {
+                (r.strings()?, r.strings()?)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            Request::Read(ReadOp::SetWatches {
+                relative_zxid,
+                data,
+                exist,
+                child,
+                persistent,
+                persistent_recursive,
+            })
+        }
+        opcode::WHO_AM_I => Request::Read(ReadOp::WhoAmI),
+        opcode::SYNC => Request::Sync(r.string()?),
+        opcode::PING => Request::Ping,
+        opcode::AUTH => {
+            let _type = r.i32()?;
+            Request::Auth {
+                scheme: r.string()?,
+                auth: r.buffer()?,
+            }
+        }
+        opcode::SASL => {
+            let _token = r.buffer()?;
+            Request::Sasl
+        }
+        opcode::RECONFIG => {
+            // Body ignored: reconfig is disabled, as ZooKeeper's default.
+            let n = r.remaining();
+            let _ = n;
+            return Ok(RequestFrame {
+                xid,
+                opcode: code,
+                request: Request::Reconfig,
+            });
+        }
+        _ => {
+            return Ok(RequestFrame {
+                xid,
+                opcode: code,
+                request: Request::Unknown,
+            })
+        }
+    };
+    if r.remaining() != 0 {
+        return Err(CodecError::Trailing(r.remaining()));
+    }
+    Ok(RequestFrame {
+        xid,
+        opcode: code,
+        request,
+    })
+}
+
+fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.put_jute_i32(0);
+    start
+}
+
+fn end_frame(out: &mut Vec<u8>, start: usize) {
+    let len = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_stat(out: &mut Vec<u8>, s: &Stat) {
+    out.put_jute_stat(s);
+}
+
+fn encode_body(out: &mut Vec<u8>, resp: &Response) {
+    match resp {
+        Response::Empty => {}
+        Response::Path(p) => out.put_jute_string(p),
+        Response::PathStat(p, s) => {
+            out.put_jute_string(p);
+            put_stat(out, s);
+        }
+        Response::Stat(s) => put_stat(out, s),
+        Response::Data(d, s) => {
+            out.put_jute_buffer(d);
+            put_stat(out, s);
+        }
+        Response::Acl(a, s) => {
+            out.put_jute_acls(a);
+            put_stat(out, s);
+        }
+        Response::Children(c) | Response::Strings(c) => out.put_jute_strings(c),
+        Response::Children2(c, s) => {
+            out.put_jute_strings(c);
+            put_stat(out, s);
+        }
+        Response::Number(n) => out.put_jute_i32(*n),
+        Response::Multi(results) => {
+            for r in results {
+                let (t, err) = match r {
+                    MultiResult::Create(_) => (opcode::CREATE, 0),
+                    MultiResult::Create2(..) => (opcode::CREATE2, 0),
+                    MultiResult::Delete => (opcode::DELETE, 0),
+                    MultiResult::SetData(_) => (opcode::SET_DATA, 0),
+                    MultiResult::Check => (opcode::CHECK, 0),
+                    MultiResult::Error(c) => (opcode::ERROR, c.code()),
+                };
+                out.put_jute_i32(t);
+                out.put_jute_bool(false);
+                out.put_jute_i32(err);
+                match r {
+                    MultiResult::Create(p) => out.put_jute_string(p),
+                    MultiResult::Create2(p, s) => {
+                        out.put_jute_string(p);
+                        put_stat(out, s);
+                    }
+                    MultiResult::SetData(s) => put_stat(out, s),
+                    MultiResult::Error(c) => out.put_jute_i32(c.code()),
+                    MultiResult::Delete | MultiResult::Check => {}
+                }
+            }
+            out.put_jute_i32(-1);
+            out.put_jute_bool(true);
+            out.put_jute_i32(-1);
+        }
+        Response::MultiRead(results) => {
+            for r in results {
+                match r {
+                    MultiReadResult::Children(c) => {
+                        out.put_jute_i32(opcode::GET_CHILDREN);
+                        out.put_jute_bool(false);
+                        out.put_jute_i32(0);
+                        out.put_jute_strings(c);
+                    }
+                    MultiReadResult::Data(d, s) => {
+                        out.put_jute_i32(opcode::GET_DATA);
+                        out.put_jute_bool(false);
+                        out.put_jute_i32(0);
+                        out.put_jute_buffer(d);
+                        put_stat(out, s);
+                    }
+                    MultiReadResult::Error(c) => {
+                        out.put_jute_i32(opcode::ERROR);
+                        out.put_jute_bool(false);
+                        out.put_jute_i32(c.code());
+                        out.put_jute_i32(c.code());
+                    }
+                }
+            }
+            out.put_jute_i32(-1);
+            out.put_jute_bool(true);
+            out.put_jute_i32(-1);
+        }
+        Response::WhoAmI(ids) => {
+            out.put_jute_i32(ids.len() as i32);
+            for (scheme, user) in ids {
+                out.put_jute_string(scheme);
+                out.put_jute_string(user);
+            }
+        }
+    }
+}
+
+/// Appends one reply frame. A body that would exceed `max` bytes is
+/// replaced by an error reply, as the client could not read it anyway.
+pub fn encode_reply(
+    out: &mut Vec<u8>,
+    xid: i32,
+    zxid: i64,
+    reply: &Result<Response, ErrorCode>,
+    max: usize,
+) {
+    let start = begin_frame(out);
+    out.put_jute_i32(xid);
+    out.put_jute_i64(zxid);
+    match reply {
+        Ok(resp) => {
+            out.put_jute_i32(0);
+            encode_body(out, resp);
+            if out.len() - start - 4 > max {
+                out.truncate(start);
+                let err = Err(ErrorCode::MarshallingError);
+                return encode_reply(out, xid, zxid, &err, max);
+            }
+        }
+        Err(code) => out.put_jute_i32(code.code()),
+    }
+    end_frame(out, start);
+}
+
+/// Appends one watch notification frame.
+pub fn encode_event(out: &mut Vec<u8>, event: EventType, state: i32, path: &str) {
+    let start = begin_frame(out);
+    out.put_jute_i32(XID_NOTIFICATION);
+    out.put_jute_i64(-1);
+    out.put_jute_i32(0);
+    out.put_jute_i32(event as i32);
+    out.put_jute_i32(state);
+    out.put_jute_string(path);
+    end_frame(out, start);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn split_needs_more_and_refuses_huge_lengths() {
+        assert_eq!(split_frame(&[0, 0], 100), Ok(None));
+        assert_eq!(split_frame(&frame(b"abc")[..5], 100), Ok(None));
+        assert_eq!(split_frame(&frame(b"abc"), 100), Ok(Some((4, 7))));
+        assert!(split_frame(&0x7fff_ffffi32.to_be_bytes(), 0xfffff).is_err());
+        assert!(split_frame(&(-5i32).to_be_bytes(), 0xfffff).is_err());
+    }
+
+    #[test]
+    fn get_data_request_decodes() {
+        let mut b = Vec::new();
+        b.put_jute_i32(7);
+        b.put_jute_i32(opcode::GET_DATA);
+        b.put_jute_string("/a");
+        b.put_jute_bool(true);
+        let f = decode_request(b.into()).unwrap();
+        assert_eq!(f.xid, 7);
+        assert_eq!(
+            f.request,
+            Request::Read(ReadOp::GetData {
+                path: "/a".into(),
+                watch: true
+            })
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_multi_is_an_error_not_a_panic() {
+        let mut b = Vec::new();
+        b.put_jute_i32(1);
+        b.put_jute_i32(opcode::MULTI);
+        b.put_jute_i32(opcode::CREATE);
+        b.put_jute_bool(false);
+        b.put_jute_i32(-1);
+        b.put_jute_string("/x");
+        b.put_jute_buffer(b"d");
+        b.put_jute_acls(&[engine::Acl::world_all()]);
+        b.put_jute_i32(0);
+        b.put_jute_i32(-1);
+        b.put_jute_bool(true);
+        b.put_jute_i32(-1);
+        assert!(decode_request(b.clone().into()).is_ok());
+        for n in 0..b.len() {
+            let _ = decode_request(Bytes::copy_from_slice(&b[..n]));
+        }
+    }
+
+    #[test]
+    fn oversized_reply_becomes_an_error() {
+        let mut out = Vec::new();
+        let big = Ok(Response::Data(Bytes::from(vec![0u8; 100]), Stat::default()));
+        encode_reply(&mut out, 1, 2, &big, 50);
+        assert_eq!(out.len(), 4 + 16);
+        assert_eq!(
+            &out[16..20],
+            &ErrorCode::MarshallingError.code().to_be_bytes()
+        );
+    }
+}

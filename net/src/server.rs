@@ -1,0 +1,1088 @@
+//! The per-core runtime: one glommio executor pinned per core, each
+//! accepting on the client port (SO_REUSEPORT) and owning the connections it
+//! accepted. Core 0 also runs the write pipeline and the log.
+//!
+//! Data flow (see docs/ARCHITECTURE.md for why the ordering holds):
+//! - A read is answered on the connection's core from that core's view of
+//!   the tree, unless an earlier write of the same session is still in
+//!   flight, in which case it waits behind it in the session's queue.
+//! - A write is sent (batched per core turn) to the pipeline core, prepared,
+//!   logged with group commit, applied once durable and published to every
+//!   core as one `CommittedBatch`. Each core, in zxid order: fires its own
+//!   watches, replies to its own sessions' writes, switches its view to the
+//!   batch's tree version, then answers the reads that were waiting.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use engine::acl::{self, AuthInfo};
+use engine::apply::{self, ReadContext};
+use engine::op::{ReadOp, WriteOp};
+use engine::pipeline::{CommittedBatch, Origin, Outcome, Pipeline, Submission};
+use engine::tree::DataTree;
+use engine::types::{keeper_state, ErrorCode, Id, SessionId};
+use engine::watch::WatchManager;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::channels::shared_channel::{self, ConnectedSender};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use storage::Wal;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::fourlw;
+use crate::proto::{self, Request, XID_AUTH, XID_PING, XID_SET_WATCHES};
+
+/// Requests a session may have queued on its core before we stop reading
+/// from its socket (ZooKeeper's per-connection throttle).
+pub const SESSION_OUTSTANDING_MAX: usize = 1000;
+/// Reply bytes buffered for a connection before we stop reading from it.
+pub const CONN_OUT_BYTES_HIGH: usize = 4 * 1024 * 1024;
+/// Reply and event bytes buffered for a connection that does not read them
+/// before we close it.
+pub const CONN_OUT_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Capacity of the cross-core channels (messages, each a batch).
+pub const CROSS_CORE_CHANNEL_CAPACITY: usize = 1024;
+/// glommio's registered I/O memory per executor: 3 rings x this x cores
+/// must stay under the 8 MiB RLIMIT_MEMLOCK of unprivileged users.
+pub const IO_MEMORY_BYTES: usize = 512 * 1024;
+
+const _: () = assert!(CONN_OUT_BYTES_HIGH < CONN_OUT_BYTES_MAX);
+
+/// Milliseconds since the epoch, monotonic: the wall clock read once at
+/// start plus a monotonic clock since.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    wall_at_start_ms: u64,
+    start: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            wall_at_start_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            start: Instant::now(),
+        }
+    }
+    pub fn now_ms(&self) -> u64 {
+        self.wall_at_start_ms + self.start.elapsed().as_millis() as u64
+    }
+}
+
+enum ToPipeline {
+    Submit(Vec<(Submission, u64)>),
+    Touch(Vec<SessionId>),
+}
+
+/// Server-wide counters read by the four-letter words.
+#[derive(Default)]
+pub struct Counters {
+    pub received: Cell<u64>,
+    pub sent: Cell<u64>,
+    pub latency_min_ms: Cell<u64>,
+    pub latency_max_ms: Cell<u64>,
+    pub latency_sum_ms: Cell<u64>,
+    pub latency_count: Cell<u64>,
+}
+
+#[derive(Debug)]
+enum Queued {
+    Read { xid: i32, op: ReadOp },
+    Write { xid: i32, started: Instant },
+    Ping,
+    Error { xid: i32, code: ErrorCode },
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub session: Cell<SessionId>,
+    pub timeout_ms: Cell<i32>,
+    auth: RefCell<Arc<AuthInfo>>,
+    out: RefCell<Vec<u8>>,
+    wake_writer: LocalSender<()>,
+    queue: RefCell<VecDeque<Queued>>,
+    closing: Cell<bool>,
+    handshake: RefCell<Option<LocalSender<bool>>>,
+    fd: i32,
+    pub received: Cell<u64>,
+    pub sent: Cell<u64>,
+    pub last_zxid: Cell<i64>,
+    pub established: Instant,
+}
+
+impl Conn {
+    fn wake(&self) {
+        let _ = self.wake_writer.try_send(());
+    }
+
+    fn push_out(&self, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut out = self.out.borrow_mut();
+        f(&mut out);
+        let too_big = out.len() > CONN_OUT_BYTES_MAX;
+        drop(out);
+        self.sent.set(self.sent.get() + 1);
+        if too_big && !self.closing.get() {
+            warn!(
+                conn = self.id,
+                peer = %self.peer,
+                session = format_args!("0x{:x}", self.session.get()),
+                "closing connection: client does not read its replies (over {CONN_OUT_BYTES_MAX} bytes buffered)"
+            );
+            self.close();
+        }
+        self.wake();
+    }
+
+    /// Closes after what is buffered has been written.
+    pub fn close(&self) {
+        self.closing.set(true);
+        if let Some(h) = self.handshake.borrow_mut().take() {
+            let _ = h.try_send(false);
+        }
+        self.wake();
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.borrow().len()
+    }
+}
+
+enum PipelineLink {
+    Local(Rc<PipelineCore>),
+    Remote,
+}
+
+pub struct ShardState {
+    pub view: DataTree,
+    pub watches: WatchManager,
+    pub conns: HashMap<u64, Rc<Conn>>,
+    session_conn: HashMap<SessionId, u64>,
+    touched: HashSet<SessionId>,
+    submissions: Vec<(Submission, u64)>,
+}
+
+pub struct Shard {
+    pub core: u16,
+    pub cores: usize,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+    pub state: RefCell<ShardState>,
+    pub counters: Counters,
+    link: PipelineLink,
+    flush_wake: LocalSender<()>,
+    next_conn: Cell<u64>,
+}
+
+/// The pipeline core's state: the engine pipeline and the links to the
+/// other cores.
+pub struct PipelineCore {
+    pipeline: RefCell<Pipeline>,
+    wake: LocalSender<()>,
+}
+
+impl PipelineCore {
+    fn submit_all(&self, subs: Vec<(Submission, u64)>) {
+        let mut p = self.pipeline.borrow_mut();
+        for (s, now) in subs {
+            p.submit(s, now);
+        }
+        drop(p);
+        let _ = self.wake.try_send(());
+    }
+}
+
+impl Shard {
+    fn submit(&self, s: Submission) {
+        let now = self.clock.now_ms();
+        let mut st = self.state.borrow_mut();
+        st.submissions.push((s, now));
+        drop(st);
+        let _ = self.flush_wake.try_send(());
+    }
+
+    fn origin(&self, conn: &Conn, xid: i32) -> Origin {
+        Origin {
+            core: self.core,
+            conn: conn.id,
+            xid,
+        }
+    }
+
+    fn touch(&self, session: SessionId) {
+        if session != 0 {
+            self.state.borrow_mut().touched.insert(session);
+        }
+    }
+
+    /// Handles one decoded request of an established session.
+    fn handle(&self, conn: &Rc<Conn>, frame: proto::RequestFrame) {
+        let session = conn.session.get();
+        conn.received.set(conn.received.get() + 1);
+        self.counters.received.set(self.counters.received.get() + 1);
+        self.touch(session);
+        let xid = frame.xid;
+        match frame.request {
+            Request::Ping => self.enqueue(conn, Queued::Ping),
+            Request::Read(op) => self.enqueue(conn, Queued::Read { xid, op }),
+            Request::Write(op) => {
+                if op == WriteOp::CloseSession {
+                    info!(
+                        session = format_args!("0x{session:x}"),
+                        peer = %conn.peer,
+                        "session close requested by client"
+                    );
+                }
+                let auth = conn.auth.borrow().clone();
+                self.submit(Submission::Write {
+                    origin: self.origin(conn, xid),
+                    session,
+                    op,
+                    auth,
+                });
+                conn.queue.borrow_mut().push_back(Queued::Write {
+                    xid,
+                    started: Instant::now(),
+                });
+            }
+            Request::Sync(path) => {
+                self.submit(Submission::Sync {
+                    origin: self.origin(conn, xid),
+                    session,
+                    path,
+                });
+                conn.queue.borrow_mut().push_back(Queued::Write {
+                    xid,
+                    started: Instant::now(),
+                });
+            }
+            Request::Auth { scheme, auth } => {
+                // Matches ZooKeeper: auth is handled on arrival, its reply
+                // (xid -4) is not ordered with the others, and a failure
+                // closes the connection.
+                let ip = conn.peer.ip().to_string();
+                match acl::authenticate(
+                    &scheme,
+                    &auth,
+                    Some(&ip),
+                    self.config.super_digest.as_deref(),
+                ) {
+                    Ok(ids) => {
+                        let mut a = (**conn.auth.borrow()).clone();
+                        for id in ids {
+                            a.add(id);
+                        }
+                        *conn.auth.borrow_mut() = Arc::new(a);
+                        conn.push_out(|o| {
+                            proto::encode_reply(
+                                o,
+                                XID_AUTH,
+                                0,
+                                &Ok(engine::op::Response::Empty),
+                                usize::MAX,
+                            )
+                        });
+                    }
+                    Err(code) => {
+                        warn!(peer = %conn.peer, scheme, "authentication failed; closing connection");
+                        conn.push_out(|o| {
+                            proto::encode_reply(o, XID_AUTH, 0, &Err(code), usize::MAX)
+                        });
+                        conn.close();
+                    }
+                }
+            }
+            Request::Sasl => {
+                // No SASL is configured: ZooKeeper answers AuthFailed.
+                self.enqueue(
+                    conn,
+                    Queued::Error {
+                        xid,
+                        code: ErrorCode::AuthFailed,
+                    },
+                )
+            }
+            Request::Reconfig => self.enqueue(
+                conn,
+                Queued::Error {
+                    xid,
+                    code: ErrorCode::ReconfigDisabled,
+                },
+            ),
+            Request::Unknown => {
+                warn!(peer = %conn.peer, opcode = frame.opcode, "unknown opcode; answering Unimplemented and closing");
+                self.enqueue(
+                    conn,
+                    Queued::Error {
+                        xid,
+                        code: ErrorCode::Unimplemented,
+                    },
+                );
+                conn.close();
+            }
+        }
+    }
+
+    fn enqueue(&self, conn: &Rc<Conn>, q: Queued) {
+        conn.queue.borrow_mut().push_back(q);
+        self.drain(conn);
+    }
+
+    /// Answers the requests at the front of a session's queue up to the
+    /// first write still in flight.
+    fn drain(&self, conn: &Rc<Conn>) {
+        loop {
+            let item = {
+                let mut q = conn.queue.borrow_mut();
+                match q.front() {
+                    None | Some(Queued::Write { .. }) => return,
+                    _ => q.pop_front().expect("front exists"),
+                }
+            };
+            let mut st = self.state.borrow_mut();
+            let st = &mut *st;
+            let zxid = st.view.last_zxid;
+            let max = self.config.jute_max_buffer;
+            match item {
+                Queued::Ping => conn.push_out(|o| {
+                    proto::encode_reply(o, XID_PING, zxid, &Ok(engine::op::Response::Empty), max)
+                }),
+                Queued::Error { xid, code } => {
+                    conn.push_out(|o| proto::encode_reply(o, xid, zxid, &Err(code), max))
+                }
+                Queued::Read { xid, op } => {
+                    let auth = conn.auth.borrow().clone();
+                    let ctx = ReadContext {
+                        session: conn.session.get(),
+                        auth: &auth,
+                    };
+                    let out = apply::read(&st.view, &mut st.watches, &ctx, &op);
+                    let xid = if matches!(op, ReadOp::SetWatches { .. }) {
+                        XID_SET_WATCHES
+                    } else {
+                        xid
+                    };
+                    conn.push_out(|o| {
+                        for e in &out.events {
+                            proto::encode_event(o, e.event, keeper_state::SYNC_CONNECTED, &e.path);
+                        }
+                        proto::encode_reply(o, xid, zxid, &out.reply, max)
+                    });
+                    conn.last_zxid.set(zxid);
+                }
+                Queued::Write { .. } => unreachable!("stopped above"),
+            }
+        }
+    }
+
+    /// Consumes one committed batch, in zxid order.
+    pub fn on_committed(&self, batch: &CommittedBatch) {
+        let mut to_drain: Vec<Rc<Conn>> = Vec::new();
+        let mut events = Vec::new();
+        for entry in &batch.entries {
+            // 1. Watches fire before any reply that observes the change.
+            {
+                let mut st = self.state.borrow_mut();
+                for t in &entry.triggers {
+                    st.watches.trigger(&t.path, t.event, &mut events);
+                }
+                for (session, ev) in events.drain(..) {
+                    if let Some(conn) = st.session_conn.get(&session).and_then(|c| st.conns.get(c))
+                    {
+                        conn.push_out(|o| {
+                            proto::encode_event(o, ev.event, keeper_state::SYNC_CONNECTED, &ev.path)
+                        });
+                    }
+                }
+            }
+            // 2. Sessions that moved here end their connection elsewhere.
+            if let Outcome::Reattached {
+                session,
+                timeout_ms: Some(_),
+            } = &entry.outcome
+            {
+                let mut st = self.state.borrow_mut();
+                let origin_conn = entry.origin.map(|o| o.conn);
+                if let Some(old) = st.session_conn.get(session).copied() {
+                    if Some(old) != origin_conn {
+                        if let Some(c) = st.conns.get(&old) {
+                            info!(
+                                session = format_args!("0x{session:x}"),
+                                "session moved to another connection; closing the old one"
+                            );
+                            c.close();
+                        }
+                        st.session_conn.remove(session);
+                        st.watches.remove_session(*session);
+                    }
+                }
+            }
+            // 3. The reply, on the core that owns the connection.
+            let mine = entry.origin.filter(|o| o.core == self.core);
+            let conn = mine.and_then(|o| self.state.borrow().conns.get(&o.conn).cloned());
+            if let (Some(origin), Some(conn)) = (mine, conn) {
+                match &entry.outcome {
+                    Outcome::Reply(reply) => {
+                        let front = conn.queue.borrow_mut().pop_front();
+                        match front {
+                            Some(Queued::Write { xid, started }) => {
+                                assert_eq!(xid, origin.xid, "replies leave in request order");
+                                self.record_latency(started);
+                            }
+                            other => panic!(
+                                "committed reply for xid {} but queue front is {other:?}",
+                                origin.xid
+                            ),
+                        }
+                        let max = self.config.jute_max_buffer;
+                        conn.push_out(|o| {
+                            proto::encode_reply(o, origin.xid, entry.zxid, reply, max)
+                        });
+                        conn.last_zxid.set(entry.zxid);
+                        to_drain.push(conn.clone());
+                    }
+                    Outcome::SessionCreated {
+                        session,
+                        timeout_ms,
+                        password,
+                    } => self.finish_handshake(&conn, *session, Some(*timeout_ms), password),
+                    Outcome::Reattached {
+                        session,
+                        timeout_ms,
+                    } => {
+                        let pw = engine::session::password(*session);
+                        self.finish_handshake(&conn, *session, *timeout_ms, &pw)
+                    }
+                    Outcome::Internal => {}
+                }
+            }
+            // 4. A session that ended: its connection closes everywhere.
+            if let Some(s) = entry.closed_session {
+                let mut st = self.state.borrow_mut();
+                st.watches.remove_session(s);
+                if let Some(c) = st.session_conn.remove(&s) {
+                    if let Some(conn) = st.conns.get(&c) {
+                        if entry.origin.is_none() {
+                            info!(session = format_args!("0x{s:x}"), peer = %conn.peer, "session expired");
+                        } else {
+                            info!(session = format_args!("0x{s:x}"), peer = %conn.peer, "session closed");
+                        }
+                        conn.close();
+                    }
+                }
+            }
+        }
+        // 5. The view moves to the batch's version; waiting reads go now.
+        self.state.borrow_mut().view = batch.tree.clone();
+        for conn in to_drain {
+            self.drain(&conn);
+        }
+    }
+
+    fn record_latency(&self, started: Instant) {
+        let ms = started.elapsed().as_millis() as u64;
+        let c = &self.counters;
+        if c.latency_count.get() == 0 || ms < c.latency_min_ms.get() {
+            c.latency_min_ms.set(ms);
+        }
+        c.latency_max_ms.set(c.latency_max_ms.get().max(ms));
+        c.latency_sum_ms.set(c.latency_sum_ms.get() + ms);
+        c.latency_count.set(c.latency_count.get() + 1);
+    }
+
+    fn finish_handshake(
+        &self,
+        conn: &Rc<Conn>,
+        session: SessionId,
+        timeout_ms: Option<i32>,
+        password: &[u8],
+    ) {
+        match timeout_ms {
+            Some(t) => {
+                conn.session.set(session);
+                conn.timeout_ms.set(t);
+                {
+                    let mut st = self.state.borrow_mut();
+                    st.session_conn.insert(session, conn.id);
+                }
+                info!(
+                    session = format_args!("0x{session:x}"),
+                    peer = %conn.peer,
+                    timeout_ms = t,
+                    core = self.core,
+                    "session established"
+                );
+                conn.push_out(|o| proto::encode_connect_response(o, t, session, password, false));
+                if let Some(h) = conn.handshake.borrow_mut().take() {
+                    let _ = h.try_send(true);
+                }
+            }
+            None => {
+                info!(session = format_args!("0x{session:x}"), peer = %conn.peer, "re-attach refused: session expired or bad password");
+                conn.push_out(|o| proto::encode_connect_response(o, 0, 0, &[0u8; 16], false));
+                conn.close();
+            }
+        }
+    }
+
+    fn remove_conn(&self, conn: &Rc<Conn>) {
+        let mut st = self.state.borrow_mut();
+        st.conns.remove(&conn.id);
+        let s = conn.session.get();
+        if st.session_conn.get(&s) == Some(&conn.id) {
+            st.session_conn.remove(&s);
+            // Matches ZooKeeper: a connection's watches go with it; the
+            // client re-registers them with setWatches when it reconnects.
+            st.watches.remove_session(s);
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.state.borrow().conns.len()
+    }
+}
+
+/// Reads a whole frame or returns None at EOF.
+async fn read_more<R: futures_lite::AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let mut tmp = [0u8; 64 * 1024];
+    let n = r.read(&mut tmp).await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    buf.extend_from_slice(&tmp[..n]);
+    Ok(true)
+}
+
+async fn writer_task(
+    conn: Rc<Conn>,
+    mut w: futures_lite::io::WriteHalf<TcpStream>,
+    wake: LocalReceiver<()>,
+) {
+    loop {
+        let chunk = std::mem::take(&mut *conn.out.borrow_mut());
+        if !chunk.is_empty() {
+            if let Err(e) = w.write_all(&chunk).await {
+                debug!(conn = conn.id, "write failed: {e}");
+                conn.closing.set(true);
+                break;
+            }
+            let _ = w.flush().await;
+            continue;
+        }
+        if conn.closing.get() {
+            break;
+        }
+        if wake.recv().await.is_none() {
+            break;
+        }
+    }
+    // Wakes the reader, which may be blocked in read().
+    unsafe {
+        libc::shutdown(conn.fd, libc::SHUT_RDWR);
+    }
+}
+
+async fn serve_conn(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = match stream.peer_addr() {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let (mut r, w) = futures_lite::io::split(stream);
+    let (wake_tx, wake_rx) = local_channel::new_bounded(1);
+    let (hs_tx, hs_rx) = local_channel::new_bounded(1);
+    let id = ((shard.core as u64) << 48) | shard.next_conn.get();
+    shard.next_conn.set(shard.next_conn.get() + 1);
+    let conn = Rc::new(Conn {
+        id,
+        peer,
+        session: Cell::new(0),
+        timeout_ms: Cell::new(0),
+        auth: RefCell::new(Arc::new(AuthInfo {
+            ids: vec![Id::new("ip", &peer.ip().to_string())],
+        })),
+        out: RefCell::new(Vec::new()),
+        wake_writer: wake_tx,
+        queue: RefCell::new(VecDeque::new()),
+        closing: Cell::new(false),
+        handshake: RefCell::new(Some(hs_tx)),
+        fd,
+        received: Cell::new(0),
+        sent: Cell::new(0),
+        last_zxid: Cell::new(0),
+        established: Instant::now(),
+    });
+    shard.state.borrow_mut().conns.insert(id, conn.clone());
+    let writer = glommio::spawn_local(writer_task(conn.clone(), w, wake_rx));
+    let result = read_loop(&shard, &conn, &mut r, hs_rx).await;
+    if let Err(why) = result {
+        if conn.session.get() != 0 {
+            info!(peer = %peer, session = format_args!("0x{:x}", conn.session.get()), "closing connection: {why}");
+        } else {
+            info!(peer = %peer, "closing connection: {why}");
+        }
+    }
+    conn.close();
+    writer.await;
+    shard.remove_conn(&conn);
+}
+
+async fn read_loop(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    r: &mut futures_lite::io::ReadHalf<TcpStream>,
+    hs_rx: LocalReceiver<bool>,
+) -> Result<(), String> {
+    let max = shard.config.jute_max_buffer;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // The first four bytes: a four-letter word or a connect frame.
+    while buf.len() < 4 {
+        if !read_more(r, &mut buf).await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+    }
+    if let Some(word) = proto::four_letter_word(&buf) {
+        let text = fourlw::run(shard, word);
+        conn.push_out(|o| o.extend_from_slice(text.as_bytes()));
+        return Ok(());
+    }
+    let connect = loop {
+        match proto::split_frame(&buf, max) {
+            Err(e) => return Err(format!("bad connect frame: {e}")),
+            Ok(Some((start, end))) => {
+                let body = Bytes::copy_from_slice(&buf[start..end]);
+                buf.drain(..end);
+                break proto::decode_connect(body)
+                    .map_err(|e| format!("malformed connect request: {e}"))?;
+            }
+            Ok(None) => {
+                if !read_more(r, &mut buf).await.map_err(|e| e.to_string())? {
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let view_zxid = shard.state.borrow().view.last_zxid;
+    if connect.last_zxid_seen > view_zxid {
+        return Err(format!(
+            "refusing session: client has seen zxid 0x{:x}, our last zxid is 0x{:x}",
+            connect.last_zxid_seen, view_zxid
+        ));
+    }
+    let (min, max_t) = shard.config.session_timeout_bounds();
+    let timeout = connect.timeout_ms.clamp(min, max_t);
+    let origin = shard.origin(conn, 0);
+    if connect.session_id == 0 {
+        shard.submit(Submission::CreateSession {
+            origin,
+            timeout_ms: timeout,
+        });
+    } else {
+        shard.submit(Submission::Reattach {
+            origin,
+            session: connect.session_id,
+            password: connect.password.to_vec(),
+        });
+    }
+    if hs_rx.recv().await != Some(true) {
+        return Ok(());
+    }
+    loop {
+        // Parse every whole frame we have.
+        loop {
+            if conn.closing.get() {
+                return Ok(());
+            }
+            match proto::split_frame(&buf, max) {
+                Err(e) => return Err(format!("{e}")),
+                Ok(None) => break,
+                Ok(Some((start, end))) => {
+                    let body = Bytes::copy_from_slice(&buf[start..end]);
+                    buf.drain(..end);
+                    let frame = proto::decode_request(body)
+                        .map_err(|e| format!("malformed request: {e}"))?;
+                    shard.handle(conn, frame);
+                }
+            }
+        }
+        // Backpressure: stop reading while this session has too much queued.
+        while conn.queued() >= SESSION_OUTSTANDING_MAX
+            || conn.out.borrow().len() >= CONN_OUT_BYTES_HIGH
+        {
+            if conn.closing.get() {
+                return Ok(());
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        if !read_more(r, &mut buf).await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+    }
+}
+
+/// Starts the server and blocks until it stops.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let clock = Clock::new();
+    std::fs::create_dir_all(&config.data_dir)?;
+    let log_dir = config.log_dir();
+    std::fs::create_dir_all(&log_dir)?;
+
+    let pconfig = engine::pipeline::PipelineConfig {
+        tick_ms: config.tick_time_ms,
+        server_id: config.my_id.unwrap_or(0) as u8,
+        extended_types: config.extended_types,
+        container_check_interval_ms: config.container_check_interval_ms,
+    };
+    let started = Instant::now();
+    let recovered = storage::recover(&log_dir)?;
+    let mut pipeline = Pipeline::new(pconfig, clock.now_ms());
+    let count = recovered.records.len();
+    for (zxid, payload) in recovered.records {
+        let txn = engine::txn::Txn::decode(Bytes::from(payload))
+            .map_err(|e| anyhow::anyhow!("log record {zxid:#x} does not decode: {e}"))?;
+        assert_eq!(txn.header.zxid, zxid, "record zxid matches its transaction");
+        pipeline.recover(&txn, clock.now_ms());
+    }
+    pipeline.finish_recovery(clock.now_ms());
+    if recovered.truncated_bytes > 0 {
+        warn!(
+            bytes = recovered.truncated_bytes,
+            "cut a torn tail off the log"
+        );
+    }
+    info!(
+        transactions = count,
+        zxid = format_args!("0x{:x}", pipeline.last_zxid()),
+        znodes = pipeline.committed_tree().node_count(),
+        sessions = pipeline.sessions().len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered from the log"
+    );
+    if !config.force_sync {
+        warn!("forceSync=no: writes are acknowledged WITHOUT fdatasync; a crash loses acknowledged writes. Use for benchmarks only.");
+    }
+    let online = glommio::CpuSet::online()
+        .map(|c| c.len())
+        .unwrap_or(1)
+        .max(1);
+    let cores = if config.cores == 0 {
+        online
+    } else {
+        config.cores
+    };
+    let initial_tree = pipeline.committed_tree().clone();
+    let next_zxid = pipeline.last_zxid() + 1;
+    let config = Arc::new(config);
+
+    let mut to_pipeline_tx = Vec::new();
+    let mut to_pipeline_rx = Vec::new();
+    let mut to_shard_tx = Vec::new();
+    let mut to_shard_rx = Vec::new();
+    for _ in 1..cores {
+        let (t, r) = shared_channel::new_bounded::<ToPipeline>(CROSS_CORE_CHANNEL_CAPACITY);
+        to_pipeline_tx.push(Some(t));
+        to_pipeline_rx.push(r);
+        let (t, r) =
+            shared_channel::new_bounded::<Arc<CommittedBatch>>(CROSS_CORE_CHANNEL_CAPACITY);
+        to_shard_tx.push(t);
+        to_shard_rx.push(Some(r));
+    }
+
+    let mut handles = Vec::new();
+    // Core 0: the pipeline, the log and a shard.
+    {
+        let config = config.clone();
+        let tree = initial_tree.clone();
+        let log_dir = log_dir.clone();
+        let wal_tail = recovered.tail;
+        let h = LocalExecutorBuilder::new(Placement::Fixed(0))
+            .name("corral-core-0")
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                let wal_config = storage::WalConfig {
+                    dir: log_dir,
+                    segment_bytes: config.pre_alloc_bytes,
+                    force_sync: config.force_sync,
+                };
+                let mut wal = match Wal::open(wal_config, wal_tail, next_zxid).await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        error!("cannot open the log: {e}");
+                        std::process::exit(1);
+                    }
+                };
+                match wal.probe_sync_latency().await {
+                    Ok(d) if d > Duration::from_millis(2) => warn!(
+                        latency_us = d.as_micros() as u64,
+                        "a 4 KiB write+fdatasync of the log took over 2 ms: writes will be slow on this disk"
+                    ),
+                    Ok(d) => info!(latency_us = d.as_micros() as u64, "log sync latency probe"),
+                    Err(e) => {
+                        error!("the log cannot be written: {e}");
+                        std::process::exit(1);
+                    }
+                }
+                let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
+                let pcore = Rc::new(PipelineCore {
+                    pipeline: RefCell::new(pipeline),
+                    wake: wake_tx,
+                });
+                let shard = new_shard(0, cores, config.clone(), clock, tree, PipelineLink::Local(pcore.clone()));
+                // Connect in the order the other cores do (their sender to
+                // us first), or both sides wait for each other.
+                let mut receivers = Vec::new();
+                for rx in to_pipeline_rx {
+                    receivers.push(rx.connect().await);
+                }
+                let mut senders = Vec::new();
+                for t in to_shard_tx {
+                    senders.push(t.connect().await);
+                }
+                for rx in receivers {
+                    let pcore = pcore.clone();
+                    let clock = clock;
+                    glommio::spawn_local(async move {
+                        while let Some(msg) = rx.recv().await {
+                            match msg {
+                                ToPipeline::Submit(v) => pcore.submit_all(v),
+                                ToPipeline::Touch(v) => {
+                                    let now = clock.now_ms();
+                                    let mut p = pcore.pipeline.borrow_mut();
+                                    for s in v {
+                                        p.touch(s, now);
+                                    }
+                                }
+                            }
+                        }
+                    })
+                    .detach();
+                }
+                // Ticks: session expiry and container cleanup.
+                {
+                    let pcore = pcore.clone();
+                    glommio::spawn_local(async move {
+                        loop {
+                            glommio::timer::sleep(Duration::from_millis(50)).await;
+                            pcore.pipeline.borrow_mut().tick(clock.now_ms());
+                            if pcore.pipeline.borrow().outstanding() > 0 {
+                                let _ = pcore.wake.try_send(());
+                            }
+                        }
+                    })
+                    .detach();
+                }
+                spawn_shard_tasks(shard.clone(), None).await;
+                // The group-commit loop.
+                while wake_rx.recv().await.is_some() {
+                    loop {
+                        let batch = pcore
+                            .pipeline
+                            .borrow_mut()
+                            .take_batch(engine::constants::BATCH_PROPOSALS_MAX, engine::constants::BATCH_BYTES_MAX);
+                        if batch.entries == 0 {
+                            break;
+                        }
+                        if let Err(e) = wal.append(&batch.records).await {
+                            error!("log write failed; stopping (fail-stop, nothing unsynced was acknowledged): {e}");
+                            std::process::exit(3);
+                        }
+                        let committed = Arc::new(pcore.pipeline.borrow_mut().persisted(batch.entries));
+                        for s in &senders {
+                            if s.send(committed.clone()).await.is_err() {
+                                error!("a core stopped; shutting down");
+                                std::process::exit(1);
+                            }
+                        }
+                        shard.on_committed(&committed);
+                    }
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start core 0: {e}"))?;
+        handles.push(h);
+    }
+    for (i, (tx, rx)) in to_pipeline_tx.into_iter().zip(to_shard_rx).enumerate() {
+        let core = i + 1;
+        let config = config.clone();
+        let tree = initial_tree.clone();
+        let h = LocalExecutorBuilder::new(Placement::Fixed(core % online))
+            .name(&format!("corral-core-{core}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                let tx = tx.expect("sender").connect().await;
+                let rx = rx.expect("receiver").connect().await;
+                let shard = new_shard(
+                    core as u16,
+                    cores,
+                    config,
+                    clock,
+                    tree,
+                    PipelineLink::Remote,
+                );
+                spawn_shard_tasks(shard.clone(), Some(tx)).await;
+                while let Some(batch) = rx.recv().await {
+                    shard.on_committed(&batch);
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start core {core}: {e}"))?;
+        handles.push(h);
+    }
+    info!(
+        addr = %config.client_addr(),
+        cores,
+        data_dir = %config.data_dir.display(),
+        "corral serving"
+    );
+    for h in handles {
+        h.join()
+            .map_err(|e| anyhow::anyhow!("executor failed: {e}"))?;
+    }
+    Ok(())
+}
+
+fn new_shard(
+    core: u16,
+    cores: usize,
+    config: Arc<Config>,
+    clock: Clock,
+    tree: DataTree,
+    link: PipelineLink,
+) -> Rc<Shard> {
+    let (flush_tx, flush_rx) = local_channel::new_bounded::<()>(1);
+    let shard = Rc::new(Shard {
+        core,
+        cores,
+        config,
+        clock,
+        state: RefCell::new(ShardState {
+            view: tree,
+            watches: WatchManager::default(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            touched: HashSet::new(),
+            submissions: Vec::new(),
+        }),
+        counters: Counters::default(),
+        link,
+        flush_wake: flush_tx,
+        next_conn: Cell::new(1),
+    });
+    FLUSH_RX.with(|f| *f.borrow_mut() = Some(flush_rx));
+    shard
+}
+
+thread_local! {
+    static FLUSH_RX: RefCell<Option<LocalReceiver<()>>> = const { RefCell::new(None) };
+}
+
+/// Spawns the accept loop, the submission flusher and the touch flusher.
+async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPipeline>>) {
+    let remote = remote.map(Rc::new);
+    let flush_rx = FLUSH_RX
+        .with(|f| f.borrow_mut().take())
+        .expect("flush receiver");
+    // Submissions leave the core in one message per turn of the executor.
+    {
+        let shard = shard.clone();
+        let remote = remote.clone();
+        glommio::spawn_local(async move {
+            while flush_rx.recv().await.is_some() {
+                let subs = std::mem::take(&mut shard.state.borrow_mut().submissions);
+                if subs.is_empty() {
+                    continue;
+                }
+                match (&shard.link, &remote) {
+                    (PipelineLink::Local(p), _) => p.submit_all(subs),
+                    (PipelineLink::Remote, Some(tx)) => {
+                        if tx.send(ToPipeline::Submit(subs)).await.is_err() {
+                            error!("the pipeline core stopped");
+                            std::process::exit(1);
+                        }
+                    }
+                    (PipelineLink::Remote, None) => unreachable!("remote shard without a sender"),
+                }
+            }
+        })
+        .detach();
+    }
+    // Session touches, batched.
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            let period = Duration::from_millis((shard.config.tick_time_ms / 4).clamp(10, 250));
+            loop {
+                glommio::timer::sleep(period).await;
+                let touched: Vec<SessionId> = shard.state.borrow_mut().touched.drain().collect();
+                if touched.is_empty() {
+                    continue;
+                }
+                match (&shard.link, &remote) {
+                    (PipelineLink::Local(p), _) => {
+                        let now = shard.clock.now_ms();
+                        let mut pl = p.pipeline.borrow_mut();
+                        for s in touched {
+                            pl.touch(s, now);
+                        }
+                    }
+                    (PipelineLink::Remote, Some(tx)) => {
+                        let _ = tx.send(ToPipeline::Touch(touched)).await;
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .detach();
+    }
+    // Accept loop.
+    let addr = shard.config.client_addr();
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(%addr, "cannot listen on the client port: {e}");
+            std::process::exit(1);
+        }
+    };
+    glommio::spawn_local(async move {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    // ZooKeeper's maxClientCnxns limits connections per client
+                    // IP; corral applies it per core.
+                    if let (Ok(peer), true) = (stream.peer_addr(), shard.config.max_client_cnxns > 0) {
+                        let same_ip = shard
+                            .state
+                            .borrow()
+                            .conns
+                            .values()
+                            .filter(|c| c.peer.ip() == peer.ip())
+                            .count();
+                        if same_ip >= shard.config.max_client_cnxns {
+                            warn!(%peer, limit = shard.config.max_client_cnxns, "too many connections from one address; refusing");
+                            drop(stream);
+                            continue;
+                        }
+                    }
+                    glommio::spawn_local(serve_conn(shard.clone(), stream)).detach();
+                }
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    })
+    .detach();
+}

@@ -38,7 +38,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::fourlw;
-use crate::proto::{self, Request, XID_AUTH, XID_PING, XID_SET_WATCHES};
+use crate::proto::{self, Request, XID_PING, XID_SET_WATCHES};
 
 /// Requests a session may have queued on its core before we stop reading
 /// from its socket (ZooKeeper's per-connection throttle).
@@ -268,8 +268,9 @@ impl Shard {
             }
             Request::Auth { scheme, auth } => {
                 // Matches ZooKeeper: auth is handled on arrival, its reply
-                // (xid -4) is not ordered with the others, and a failure
-                // closes the connection.
+                // carries the request's xid (-4 from the Java client) and is
+                // not ordered with the others, and a failure closes the
+                // connection.
                 let ip = conn.peer.ip().to_string();
                 match acl::authenticate(
                     &scheme,
@@ -286,7 +287,7 @@ impl Shard {
                         conn.push_out(|o| {
                             proto::encode_reply(
                                 o,
-                                XID_AUTH,
+                                xid,
                                 0,
                                 &Ok(engine::op::Response::Empty),
                                 usize::MAX,
@@ -295,9 +296,7 @@ impl Shard {
                     }
                     Err(code) => {
                         warn!(peer = %conn.peer, scheme, "authentication failed; closing connection");
-                        conn.push_out(|o| {
-                            proto::encode_reply(o, XID_AUTH, 0, &Err(code), usize::MAX)
-                        });
+                        conn.push_out(|o| proto::encode_reply(o, xid, 0, &Err(code), usize::MAX));
                         conn.close();
                     }
                 }

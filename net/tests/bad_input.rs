@@ -1,0 +1,204 @@
+//! Bad input: every malformed or hostile connection is closed with a log
+//! line, memory stays bounded, and other sessions keep being served.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{client, Server};
+use zookeeper_client as zk;
+
+fn connect_raw(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as i32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+fn connect_request() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i32.to_be_bytes()); // protocol version
+    b.extend_from_slice(&0i64.to_be_bytes()); // last zxid seen
+    b.extend_from_slice(&10_000i32.to_be_bytes()); // timeout
+    b.extend_from_slice(&0i64.to_be_bytes()); // session id
+    b.extend_from_slice(&16i32.to_be_bytes());
+    b.extend_from_slice(&[0u8; 16]);
+    b.push(0);
+    frame(&b)
+}
+
+/// Opens a session by hand and returns the socket after the connect reply.
+fn raw_session(server: &Server) -> TcpStream {
+    let mut s = connect_raw(server);
+    s.write_all(&connect_request()).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    s
+}
+
+/// True once the server has closed the connection (EOF or reset).
+fn closed_by_server(mut s: TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+async fn still_serves(server: &Server, path: &str) {
+    let c = client(server).await;
+    c.create(
+        path,
+        b"ok",
+        &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.get_data(path).await.unwrap().0, b"ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_before_the_handshake_closes_the_connection() {
+    let server = Server::start(&[]);
+    let mut s = connect_raw(&server);
+    s.write_all(b"\x00\x00\x00\x05GARBAGE GARBAGE").unwrap();
+    assert!(closed_by_server(s));
+    still_serves(&server, "/after-garbage").await;
+    assert!(
+        server.log().contains("closing connection"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_gib_length_prefix_is_refused_without_allocating() {
+    let server = Server::start(&[]);
+    let rss_before = server.rss_kib();
+    let mut s = connect_raw(&server);
+    s.write_all(&0x7fff_ffffi32.to_be_bytes()).unwrap();
+    assert!(closed_by_server(s));
+    // After the handshake too.
+    let mut s = raw_session(&server);
+    s.write_all(&0x7fff_fff0i32.to_be_bytes()).unwrap();
+    s.write_all(&[1u8; 1024]).unwrap();
+    assert!(closed_by_server(s));
+    assert!(server.rss_kib() < rss_before + 64 * 1024, "memory grew");
+    still_serves(&server, "/after-huge").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_frames_and_malformed_bodies_close_only_that_connection() {
+    let server = Server::start(&[]);
+    // A frame cut short, then the client goes away.
+    let mut s = raw_session(&server);
+    let mut body = Vec::new();
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&4i32.to_be_bytes()); // getData
+    body.extend_from_slice(&100i32.to_be_bytes()); // path length 100, but no path
+    let f = frame(&body);
+    s.write_all(&f[..f.len() - 2]).unwrap();
+    drop(s);
+    // A whole frame whose body is malformed.
+    let mut s = raw_session(&server);
+    s.write_all(&frame(&body)).unwrap();
+    assert!(closed_by_server(s));
+    still_serves(&server, "/after-truncated").await;
+    assert!(
+        server.log().contains("malformed request"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_opcode_is_answered_unimplemented_and_closed() {
+    let server = Server::start(&[]);
+    let mut s = raw_session(&server);
+    let mut body = Vec::new();
+    body.extend_from_slice(&7i32.to_be_bytes());
+    body.extend_from_slice(&999i32.to_be_bytes());
+    s.write_all(&frame(&body)).unwrap();
+    let mut reply = [0u8; 20];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[4..8], &7i32.to_be_bytes(), "xid echoed");
+    assert_eq!(&reply[16..20], &(-6i32).to_be_bytes(), "Unimplemented");
+    assert!(closed_by_server(s));
+    still_serves(&server, "/after-unknown").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_over_jute_maxbuffer_is_refused() {
+    let server = Server::start(&[]);
+    let c = client(&server).await;
+    let big = vec![7u8; 0xfffff + 10];
+    let r = c
+        .create(
+            "/big",
+            &big,
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+        )
+        .await;
+    assert!(r.is_err(), "a request over jute.maxbuffer must fail");
+    still_serves(&server, "/after-big").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_reads_keeps_memory_bounded() {
+    let server = Server::start(&[]);
+    let c = client(&server).await;
+    let value = vec![1u8; 64 * 1024];
+    c.create(
+        "/fat",
+        &value,
+        &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    let rss_before = server.rss_kib();
+    // 20k pipelined getData of a 64 KiB node = 1.3 GB of replies, never read.
+    let mut s = raw_session(&server);
+    s.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut req = Vec::new();
+    for xid in 1..=200 {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(xid as i32).to_be_bytes());
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(b"/fat");
+        body.push(0);
+        req.extend_from_slice(&frame(&body));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sent = 0usize;
+    while Instant::now() < deadline && sent < 100 {
+        match s.write_all(&req) {
+            Ok(()) => sent += 1,
+            Err(_) => break, // the server stopped reading: backpressure works
+        }
+    }
+    // Meanwhile everyone else is served.
+    still_serves(&server, "/during-flood").await;
+    let grown_mib = server.rss_kib().saturating_sub(rss_before) / 1024;
+    assert!(grown_mib < 256, "server memory grew by {grown_mib} MiB");
+    drop(s);
+}

@@ -179,9 +179,9 @@ async fn a_client_that_never_reads_keeps_memory_bounded() {
     s.set_write_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let mut req = Vec::new();
-    for xid in 1..=200 {
+    for xid in 1..=200i32 {
         let mut body = Vec::new();
-        body.extend_from_slice(&(xid as i32).to_be_bytes());
+        body.extend_from_slice(&xid.to_be_bytes());
         body.extend_from_slice(&4i32.to_be_bytes());
         body.extend_from_slice(&4i32.to_be_bytes());
         body.extend_from_slice(b"/fat");

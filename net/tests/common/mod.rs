@@ -51,14 +51,16 @@ impl Server {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.data_dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_corral"))
-            .arg("server")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+        cmd.arg("server")
             .arg("--client-port")
             .arg(self.port.to_string())
             .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--four-letter-words")
-            .arg("*")
+            .arg(&self.data_dir);
+        if !self.extra.iter().any(|a| a == "--four-letter-words") {
+            cmd.arg("--four-letter-words").arg("*");
+        }
+        let child = cmd
             .arg("--pre-alloc-size")
             .arg("4096")
             .args(&self.extra)
@@ -76,8 +78,10 @@ impl Server {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("corral exited early with {status}: {}", self.log());
             }
-            if self.four_letter_word("ruok").as_deref() == Some("imok") {
-                return;
+            if let Some(answer) = self.four_letter_word("ruok") {
+                if answer == "imok" || answer.contains("not in the whitelist") {
+                    return;
+                }
             }
             assert!(
                 Instant::now() < deadline,

@@ -1,0 +1,138 @@
+//! Session lifetime with raw protocol frames: expiry when a client goes
+//! silent, refusal of a stale re-attach, and the four-letter-word whitelist.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{client, Server};
+use zookeeper_client as zk;
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as i32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    body
+}
+
+fn connect(
+    server: &Server,
+    timeout_ms: i32,
+    session: i64,
+    password: &[u8],
+) -> (TcpStream, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&timeout_ms.to_be_bytes());
+    b.extend_from_slice(&session.to_be_bytes());
+    b.extend_from_slice(&(password.len() as i32).to_be_bytes());
+    b.extend_from_slice(password);
+    b.push(0);
+    s.write_all(&frame(&b)).unwrap();
+    let reply = read_frame(&mut s);
+    (s, reply)
+}
+
+fn session_of(reply: &[u8]) -> (i32, i64, Vec<u8>) {
+    let timeout = i32::from_be_bytes(reply[4..8].try_into().unwrap());
+    let session = i64::from_be_bytes(reply[8..16].try_into().unwrap());
+    let n = i32::from_be_bytes(reply[16..20].try_into().unwrap()) as usize;
+    (timeout, session, reply[20..20 + n].to_vec())
+}
+
+fn create_ephemeral(s: &mut TcpStream, path: &str) {
+    let mut b = Vec::new();
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes()); // create
+    b.extend_from_slice(&(path.len() as i32).to_be_bytes());
+    b.extend_from_slice(path.as_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // data
+    b.extend_from_slice(&1i32.to_be_bytes()); // one ACL
+    b.extend_from_slice(&31i32.to_be_bytes());
+    for x in ["world", "anyone"] {
+        b.extend_from_slice(&(x.len() as i32).to_be_bytes());
+        b.extend_from_slice(x.as_bytes());
+    }
+    b.extend_from_slice(&1i32.to_be_bytes()); // EPHEMERAL
+    s.write_all(&frame(&b)).unwrap();
+    let reply = read_frame(s);
+    assert_eq!(&reply[12..16], &0i32.to_be_bytes(), "create succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_session_expires_and_its_ephemerals_go() {
+    // tickTime 100 ms: timeouts are negotiated into [200, 2000] ms.
+    let server = Server::start(&["--tick-time", "100"]);
+    let (mut s, reply) = connect(&server, 500, 0, &[0u8; 16]);
+    let (timeout, session, password) = session_of(&reply);
+    assert_eq!(timeout, 500);
+    create_ephemeral(&mut s, "/short-lived");
+    let observer = client(&server).await;
+    assert!(observer.check_stat("/short-lived").await.unwrap().is_some());
+    // Say nothing: no pings. The session must expire.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while observer.check_stat("/short-lived").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "session did not expire");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The server closed the expired session's connection ...
+    let mut buf = [0u8; 16];
+    assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+    // ... and refuses to re-attach it: timeout 0 means expired.
+    let (_s2, reply) = connect(&server, 500, session, &password);
+    assert_eq!(session_of(&reply).0, 0);
+    assert!(server.log().contains("session expired"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeouts_are_negotiated_within_bounds_and_bad_passwords_refused() {
+    let server = Server::start(&["--tick-time", "100"]);
+    let (_a, reply) = connect(&server, 1, 0, &[0u8; 16]);
+    let (timeout, session, password) = session_of(&reply);
+    assert_eq!(timeout, 200, "raised to 2 ticks");
+    let (_b, reply) = connect(&server, 1_000_000, 0, &[0u8; 16]);
+    assert_eq!(session_of(&reply).0, 2000, "lowered to 20 ticks");
+    let (_c, reply) = connect(&server, 1000, session, &[1u8; 16]);
+    assert_eq!(session_of(&reply).0, 0, "wrong password is refused");
+    let (_d, reply) = connect(&server, 1000, session, &password);
+    assert_eq!(session_of(&reply).1, session, "right password re-attaches");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_letter_words_honour_the_whitelist() {
+    let server = Server::start(&["--four-letter-words", "srvr,ruok"]);
+    assert_eq!(server.four_letter_word("ruok").unwrap(), "imok");
+    let srvr = server.four_letter_word("srvr").unwrap();
+    assert!(srvr.contains("Zookeeper version:"), "{srvr}");
+    assert!(srvr.contains("Mode: standalone"), "{srvr}");
+    let dump = server.four_letter_word("dump").unwrap();
+    assert!(dump.contains("not in the whitelist"), "{dump}");
+
+    let open = Server::start(&[]);
+    let c = client(&open).await;
+    c.create(
+        "/e",
+        b"",
+        &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    let mntr = open.four_letter_word("mntr").unwrap();
+    assert!(mntr.contains("zk_znode_count\t5"), "{mntr}");
+    assert!(mntr.contains("zk_ephemerals_count\t1"), "{mntr}");
+    let dump = open.four_letter_word("dump").unwrap();
+    assert!(dump.contains("/e"), "{dump}");
+    assert_eq!(open.four_letter_word("isro").unwrap(), "rw");
+}

@@ -112,6 +112,8 @@ pub enum Response {
     Multi(Vec<MultiResult>),
     MultiRead(Vec<MultiReadResult>),
     WhoAmI(Vec<(String, String)>),
+    /// A SASL reply carrying no token (a null buffer).
+    SaslNoToken,
 }
 
 /// One entry of a multi reply (`OpResult`).

@@ -1,1 +1,472 @@
-fn main() {}
+//! corral-loadgen: drives any ZooKeeper 3.5+ server (corral or Apache
+//! ZooKeeper) with pipelined sessions speaking the wire protocol through
+//! the project's own jute codec, and reports throughput and latency
+//! percentiles from HDR histograms.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use engine::jute::{JuteWrite, Reader};
+use engine::types::opcode;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Workload {
+    /// getData of random keys.
+    Read,
+    /// setData of random keys.
+    Write,
+    /// getData or setData, --read-pct percent reads.
+    Mixed,
+    /// exists of random keys.
+    Exists,
+    /// getChildren of the key directory.
+    Children,
+    /// create then delete a sequential ephemeral node.
+    CreateDelete,
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "corral-loadgen",
+    version,
+    about = "Load generator for ZooKeeper-protocol servers."
+)]
+struct Args {
+    /// Servers, host:port[,host:port...]; sessions are spread over them.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    connect: String,
+    /// Sessions.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Outstanding pipelined requests per session.
+    #[arg(long, default_value_t = 16)]
+    inflight: usize,
+    /// Measured duration in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up in seconds (not measured).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    value_size: usize,
+    /// Number of keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// Percentage of reads for the mixed workload.
+    #[arg(long, default_value_t = 90)]
+    read_pct: u32,
+    /// Root znode for the keys.
+    #[arg(long, default_value = "/loadgen")]
+    root: String,
+    /// Write the JSON summary here.
+    #[arg(long)]
+    json: Option<String>,
+    /// Worker threads of the client runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[arg(value_enum)]
+    workload: Workload,
+}
+
+fn frame(body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.put_jute_i32(body.len() as i32);
+    out.extend_from_slice(&body);
+    out
+}
+
+async fn read_frame(s: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>) -> Result<Bytes> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await?;
+    let n = i32::from_be_bytes(len);
+    if !(0..=64 << 20).contains(&n) {
+        bail!("bad frame length {n}");
+    }
+    buf.resize(n as usize, 0);
+    s.read_exact(buf).await?;
+    Ok(Bytes::copy_from_slice(buf))
+}
+
+/// Opens a session and returns the stream.
+async fn connect(addr: &str) -> Result<TcpStream> {
+    let mut s = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connect {addr}"))?;
+    s.set_nodelay(true)?;
+    let mut b = Vec::new();
+    b.put_jute_i32(0);
+    b.put_jute_i64(0);
+    b.put_jute_i32(30_000);
+    b.put_jute_i64(0);
+    b.put_jute_buffer(&[0u8; 16]);
+    b.put_jute_bool(false);
+    s.write_all(&frame(b)).await?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await?;
+    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    s.read_exact(&mut body).await?;
+    let mut r = Reader::new(Bytes::from(body));
+    let _proto = r.i32()?;
+    let timeout = r.i32()?;
+    if timeout <= 0 {
+        bail!("session refused by {addr}");
+    }
+    Ok(s)
+}
+
+fn key(root: &str, i: usize) -> String {
+    format!("{root}/k{i:08}")
+}
+
+fn request(xid: i32, workload: Workload, args: &Args, rng: &mut u64, value: &[u8]) -> Vec<u8> {
+    // xorshift64*: cheap, seeded, good enough to spread keys.
+    *rng ^= *rng >> 12;
+    *rng ^= *rng << 25;
+    *rng ^= *rng >> 27;
+    let r = rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let k = key(&args.root, (r % args.keys as u64) as usize);
+    let mut b = Vec::with_capacity(64 + value.len());
+    b.put_jute_i32(xid);
+    let w = match workload {
+        Workload::Mixed if (r >> 32) % 100 < args.read_pct as u64 => Workload::Read,
+        Workload::Mixed => Workload::Write,
+        w => w,
+    };
+    match w {
+        Workload::Read => {
+            b.put_jute_i32(opcode::GET_DATA);
+            b.put_jute_string(&k);
+            b.put_jute_bool(false);
+        }
+        Workload::Exists => {
+            b.put_jute_i32(opcode::EXISTS);
+            b.put_jute_string(&k);
+            b.put_jute_bool(false);
+        }
+        Workload::Write => {
+            b.put_jute_i32(opcode::SET_DATA);
+            b.put_jute_string(&k);
+            b.put_jute_buffer(value);
+            b.put_jute_i32(-1);
+        }
+        Workload::Children => {
+            b.put_jute_i32(opcode::GET_CHILDREN);
+            b.put_jute_string(&args.root);
+            b.put_jute_bool(false);
+        }
+        Workload::CreateDelete | Workload::Mixed => unreachable!("handled by the caller"),
+    }
+    frame(b)
+}
+
+fn create_request(xid: i32, path: &str, value: &[u8], flags: i32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.put_jute_i32(xid);
+    b.put_jute_i32(opcode::CREATE);
+    b.put_jute_string(path);
+    b.put_jute_buffer(value);
+    b.put_jute_acls(&[engine::Acl::world_all()]);
+    b.put_jute_i32(flags);
+    frame(b)
+}
+
+fn delete_request(xid: i32, path: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.put_jute_i32(xid);
+    b.put_jute_i32(opcode::DELETE);
+    b.put_jute_string(path);
+    b.put_jute_i32(-1);
+    frame(b)
+}
+
+/// Sends one request and waits for its reply: (err, body).
+async fn call(s: &mut TcpStream, req: Vec<u8>) -> Result<(i32, Bytes)> {
+    s.write_all(&req).await?;
+    loop {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await?;
+        let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+        s.read_exact(&mut body).await?;
+        let mut r = Reader::new(Bytes::from(body));
+        let xid = r.i32()?;
+        let _zxid = r.i64()?;
+        let err = r.i32()?;
+        if xid == -1 {
+            continue; // a watch event
+        }
+        return Ok((err, r.buffer().unwrap_or_default()));
+    }
+}
+
+async fn setup(args: &Args, addr: &str) -> Result<()> {
+    let mut s = connect(addr).await?;
+    let value = vec![b'v'; args.value_size];
+    let mut xid = 1;
+    let mut parts = String::new();
+    for comp in args.root.split('/').filter(|c| !c.is_empty()) {
+        parts.push('/');
+        parts.push_str(comp);
+        let (err, _) = call(&mut s, create_request(xid, &parts, b"", 0)).await?;
+        xid += 1;
+        if err != 0 && err != -110 {
+            bail!("create {parts}: error {err}");
+        }
+    }
+    // Pipelined creation of the keys.
+    let (mut rd, mut wr) = s.into_split();
+    let keys = args.keys;
+    let root = args.root.clone();
+    let writer = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        for i in 0..keys {
+            buf.extend_from_slice(&create_request(xid + i as i32, &key(&root, i), &value, 0));
+            if buf.len() > 256 * 1024 {
+                wr.write_all(&buf).await?;
+                buf.clear();
+            }
+        }
+        wr.write_all(&buf).await?;
+        Ok::<_, anyhow::Error>(wr)
+    });
+    let mut buf = Vec::new();
+    let mut done = 0;
+    while done < keys {
+        let f = read_frame(&mut rd, &mut buf).await?;
+        let mut r = Reader::new(f);
+        let xid = r.i32()?;
+        let _ = r.i64()?;
+        let err = r.i32()?;
+        if xid == -1 {
+            continue;
+        }
+        if err != 0 && err != -110 {
+            bail!("creating keys: error {err}");
+        }
+        done += 1;
+    }
+    writer.await??;
+    Ok(())
+}
+
+struct Totals {
+    ops: AtomicU64,
+    errors: AtomicU64,
+}
+
+async fn session(
+    args: Arc<Args>,
+    addr: String,
+    id: usize,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Totals>,
+) -> Result<(Histogram<u64>, u64, std::collections::BTreeMap<i32, u64>)> {
+    let s = connect(&addr).await?;
+    let (mut rd, mut wr) = s.into_split();
+    let value = vec![b'x'; args.value_size];
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9) | 1;
+    let mut xid: i32 = 1;
+    let mut sent_at: std::collections::VecDeque<(i32, Instant, bool)> = Default::default();
+    let mut buf = Vec::new();
+    let mut errors = std::collections::BTreeMap::new();
+    let mut ops = 0u64;
+    let own = format!("{}/s{id}-", args.root);
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        // Fill the pipeline.
+        let mut out = Vec::new();
+        while !stopping && sent_at.len() < args.inflight {
+            let req = match args.workload {
+                Workload::CreateDelete => {
+                    // Even xids create, odd xids delete what was created.
+                    if xid % 2 == 1 {
+                        create_request(xid, &format!("{own}{}", xid / 2), &value, 1)
+                    } else {
+                        delete_request(xid, &format!("{own}{}", (xid - 1) / 2))
+                    }
+                }
+                w => request(xid, w, &args, &mut rng, &value),
+            };
+            out.extend_from_slice(&req);
+            sent_at.push_back((xid, Instant::now(), measuring.load(Ordering::Relaxed)));
+            xid = xid.wrapping_add(1).max(1);
+        }
+        if !out.is_empty() {
+            wr.write_all(&out).await?;
+        }
+        if sent_at.is_empty() {
+            break;
+        }
+        let f = read_frame(&mut rd, &mut buf).await?;
+        let mut r = Reader::new(f);
+        let rxid = r.i32()?;
+        let _ = r.i64()?;
+        let err = r.i32()?;
+        if rxid < 0 {
+            continue;
+        }
+        let (sxid, t0, measured) = sent_at.pop_front().context("reply without request")?;
+        if sxid != rxid {
+            bail!("reply xid {rxid} out of order, expected {sxid}");
+        }
+        if measured {
+            let us = t0.elapsed().as_micros().max(1) as u64;
+            hist.record(us.min(60_000_000))?;
+            ops += 1;
+            totals.ops.fetch_add(1, Ordering::Relaxed);
+            if err != 0 {
+                *errors.entry(err).or_insert(0) += 1;
+                totals.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok((hist, ops, errors))
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, from /proc (Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() -> Result<()> {
+    let args = Arc::new(Args::parse());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Arc<Args>) -> Result<()> {
+    let addrs: Vec<String> = args
+        .connect
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    if !matches!(args.workload, Workload::CreateDelete) {
+        setup(&args, &addrs[0]).await?;
+    } else {
+        let mut a = (*args).clone();
+        a.keys = 0;
+        setup(&a, &addrs[0]).await?;
+    }
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Arc::new(Totals {
+        ops: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+    });
+    let mut tasks = Vec::new();
+    for i in 0..args.clients {
+        let addr = addrs[i % addrs.len()].clone();
+        tasks.push(tokio::spawn(session(
+            args.clone(),
+            addr,
+            i,
+            measuring.clone(),
+            stop.clone(),
+            totals.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut last = 0;
+    while t0.elapsed().as_secs_f64() < args.duration {
+        tokio::time::sleep(Duration::from_secs(1).min(Duration::from_secs_f64(args.duration)))
+            .await;
+        if tty {
+            let ops = totals.ops.load(Ordering::Relaxed);
+            eprint!(
+                "\r{:>6.1}s  {:>10.0} ops/s  errors {}   ",
+                t0.elapsed().as_secs_f64(),
+                (ops - last) as f64,
+                totals.errors.load(Ordering::Relaxed)
+            );
+            last = ops;
+        }
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    stop.store(true, Ordering::Relaxed);
+    if tty {
+        eprintln!();
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut ops = 0;
+    let mut errors = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (h, n, e) = t.await??;
+        hist.add(&h)?;
+        ops += n;
+        for (k, v) in e {
+            *errors.entry(k).or_insert(0) += v;
+        }
+    }
+    let rate = ops as f64 / elapsed;
+    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    println!("workload     {:?}", args.workload);
+    println!("servers      {}", args.connect);
+    println!(
+        "sessions     {} x {} in flight, value {} B, keys {}",
+        args.clients, args.inflight, args.value_size, args.keys
+    );
+    println!(
+        "throughput   {:.0} ops/s ({} ops in {:.1} s)",
+        rate, ops, elapsed
+    );
+    println!(
+        "latency ms   p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        hist.max() as f64 / 1000.0
+    );
+    println!(
+        "loadgen cpu  {:.2} s ({:.2} us/op)",
+        cpu,
+        if ops > 0 { cpu * 1e6 / ops as f64 } else { 0.0 }
+    );
+    if !errors.is_empty() {
+        println!("errors       {errors:?}");
+    }
+    let json = serde_json::json!({
+        "workload": format!("{:?}", args.workload).to_lowercase(),
+        "servers": args.connect,
+        "clients": args.clients,
+        "inflight": args.inflight,
+        "value_size": args.value_size,
+        "keys": args.keys,
+        "duration_s": elapsed,
+        "ops": ops,
+        "ops_per_s": rate,
+        "latency_ms": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": hist.max() as f64 / 1000.0 },
+        "errors": errors.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "loadgen_cpu_s": cpu,
+    });
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&json)?)?;
+    }
+    Ok(())
+}

@@ -447,6 +447,7 @@ fn encode_body(out: &mut Vec<u8>, resp: &Response) {
             out.put_jute_bool(true);
             out.put_jute_i32(-1);
         }
+        Response::SaslNoToken => out.put_jute_i32(-1),
         Response::WhoAmI(ids) => {
             out.put_jute_i32(ids.len() as i32);
             for (scheme, user) in ids {

@@ -101,6 +101,7 @@ enum Queued {
     Write { xid: i32, started: Instant },
     Ping,
     Error { xid: i32, code: ErrorCode },
+    Sasl { xid: i32 },
 }
 
 pub struct Conn {
@@ -302,14 +303,10 @@ impl Shard {
                 }
             }
             Request::Sasl => {
-                // No SASL is configured: ZooKeeper answers AuthFailed.
-                self.enqueue(
-                    conn,
-                    Queued::Error {
-                        xid,
-                        code: ErrorCode::AuthFailed,
-                    },
-                )
+                // Matches ZooKeeper without SASL configured: the server has
+                // no SASL server for the connection and answers Ok with no
+                // token; the client then carries on unauthenticated.
+                self.enqueue(conn, Queued::Sasl { xid })
             }
             Request::Reconfig => self.enqueue(
                 conn,
@@ -359,6 +356,9 @@ impl Shard {
                 Queued::Error { xid, code } => {
                     conn.push_out(|o| proto::encode_reply(o, xid, zxid, &Err(code), max))
                 }
+                Queued::Sasl { xid } => conn.push_out(|o| {
+                    proto::encode_reply(o, xid, zxid, &Ok(engine::op::Response::SaslNoToken), max)
+                }),
                 Queued::Read { xid, op } => {
                     let auth = conn.auth.borrow().clone();
                     let ctx = ReadContext {

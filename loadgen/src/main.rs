@@ -87,7 +87,10 @@ fn frame(body: Vec<u8>) -> Vec<u8> {
     out
 }
 
-async fn read_frame(s: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>) -> Result<Bytes> {
+async fn read_frame(
+    s: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    buf: &mut Vec<u8>,
+) -> Result<Bytes> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await?;
     let n = i32::from_be_bytes(len);
@@ -225,7 +228,8 @@ async fn setup(args: &Args, addr: &str) -> Result<()> {
         }
     }
     // Pipelined creation of the keys.
-    let (mut rd, mut wr) = s.into_split();
+    let (rd, mut wr) = s.into_split();
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let keys = args.keys;
     let root = args.root.clone();
     let writer = tokio::spawn(async move {
@@ -274,7 +278,9 @@ async fn session(
     totals: Arc<Totals>,
 ) -> Result<(Histogram<u64>, u64, std::collections::BTreeMap<i32, u64>)> {
     let s = connect(&addr).await?;
-    let (mut rd, mut wr) = s.into_split();
+    let (rd, mut wr) = s.into_split();
+    // Buffered: one read syscall serves many pipelined replies.
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let value = vec![b'x'; args.value_size];
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9) | 1;
@@ -310,26 +316,43 @@ async fn session(
         if sent_at.is_empty() {
             break;
         }
-        let f = read_frame(&mut rd, &mut buf).await?;
-        let mut r = Reader::new(f);
-        let rxid = r.i32()?;
-        let _ = r.i64()?;
-        let err = r.i32()?;
-        if rxid < 0 {
-            continue;
-        }
-        let (sxid, t0, measured) = sent_at.pop_front().context("reply without request")?;
-        if sxid != rxid {
-            bail!("reply xid {rxid} out of order, expected {sxid}");
-        }
-        if measured {
-            let us = t0.elapsed().as_micros().max(1) as u64;
-            hist.record(us.min(60_000_000))?;
-            ops += 1;
-            totals.ops.fetch_add(1, Ordering::Relaxed);
-            if err != 0 {
-                *errors.entry(err).or_insert(0) += 1;
-                totals.errors.fetch_add(1, Ordering::Relaxed);
+        // One reply, then every whole reply already buffered: the next
+        // refill then goes out in one write.
+        let mut first = true;
+        loop {
+            if !first {
+                let avail = rd.buffer();
+                if avail.len() < 4 {
+                    break;
+                }
+                let n =
+                    i32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]).max(0) as usize;
+                if avail.len() < 4 + n {
+                    break;
+                }
+            }
+            first = false;
+            let f = read_frame(&mut rd, &mut buf).await?;
+            let mut r = Reader::new(f);
+            let rxid = r.i32()?;
+            let _ = r.i64()?;
+            let err = r.i32()?;
+            if rxid < 0 {
+                continue;
+            }
+            let (sxid, t0, measured) = sent_at.pop_front().context("reply without request")?;
+            if sxid != rxid {
+                bail!("reply xid {rxid} out of order, expected {sxid}");
+            }
+            if measured {
+                let us = t0.elapsed().as_micros().max(1) as u64;
+                hist.record(us.min(60_000_000))?;
+                ops += 1;
+                totals.ops.fetch_add(1, Ordering::Relaxed);
+                if err != 0 {
+                    *errors.entry(err).or_insert(0) += 1;
+                    totals.errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -551,18 +551,60 @@ impl Shard {
     }
 }
 
-/// Reads a whole frame or returns None at EOF.
-async fn read_more<R: futures_lite::AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<bool> {
-    let mut tmp = [0u8; 64 * 1024];
-    let n = r.read(&mut tmp).await?;
-    if n == 0 {
-        return Ok(false);
+/// Bytes read from a socket per read call.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A connection's input: a reusable read buffer (zeroed once) and the bytes
+/// received but not yet parsed.
+struct Input {
+    chunk: Box<[u8]>,
+    pending: Vec<u8>,
+    /// Bytes of `pending` already parsed; dropped in one move per read.
+    consumed: usize,
+}
+
+impl Input {
+    fn new() -> Input {
+        Input {
+            chunk: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
+            pending: Vec::with_capacity(READ_CHUNK_BYTES),
+            consumed: 0,
+        }
     }
-    buf.extend_from_slice(&tmp[..n]);
-    Ok(true)
+
+    fn unparsed(&self) -> &[u8] {
+        &self.pending[self.consumed..]
+    }
+
+    /// Reads more bytes; false at EOF.
+    async fn read_more<R: futures_lite::AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+    ) -> std::io::Result<bool> {
+        if self.consumed > 0 {
+            self.pending.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        let n = r.read(&mut self.chunk).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.pending.extend_from_slice(&self.chunk[..n]);
+        Ok(true)
+    }
+
+    /// The next whole frame's body, if there is one.
+    fn next_frame(&mut self, max: usize) -> Result<Option<Bytes>, proto::CodecError> {
+        match proto::split_frame(self.unparsed(), max)? {
+            None => Ok(None),
+            Some((start, end)) => {
+                let base = self.consumed;
+                let body = Bytes::copy_from_slice(&self.pending[base + start..base + end]);
+                self.consumed += end;
+                Ok(Some(body))
+            }
+        }
+    }
 }
 
 async fn writer_task(
@@ -647,29 +689,27 @@ async fn read_loop(
     hs_rx: LocalReceiver<bool>,
 ) -> Result<(), String> {
     let max = shard.config.jute_max_buffer;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut input = Input::new();
     // The first four bytes: a four-letter word or a connect frame.
-    while buf.len() < 4 {
-        if !read_more(r, &mut buf).await.map_err(|e| e.to_string())? {
+    while input.unparsed().len() < 4 {
+        if !input.read_more(r).await.map_err(|e| e.to_string())? {
             return Ok(());
         }
     }
-    if let Some(word) = proto::four_letter_word(&buf) {
+    if let Some(word) = proto::four_letter_word(input.unparsed()) {
         let text = fourlw::run(shard, word);
         conn.push_out(|o| o.extend_from_slice(text.as_bytes()));
         return Ok(());
     }
     let connect = loop {
-        match proto::split_frame(&buf, max) {
+        match input.next_frame(max) {
             Err(e) => return Err(format!("bad connect frame: {e}")),
-            Ok(Some((start, end))) => {
-                let body = Bytes::copy_from_slice(&buf[start..end]);
-                buf.drain(..end);
+            Ok(Some(body)) => {
                 break proto::decode_connect(body)
                     .map_err(|e| format!("malformed connect request: {e}"))?;
             }
             Ok(None) => {
-                if !read_more(r, &mut buf).await.map_err(|e| e.to_string())? {
+                if !input.read_more(r).await.map_err(|e| e.to_string())? {
                     return Ok(());
                 }
             }
@@ -706,12 +746,10 @@ async fn read_loop(
             if conn.closing.get() {
                 return Ok(());
             }
-            match proto::split_frame(&buf, max) {
+            match input.next_frame(max) {
                 Err(e) => return Err(format!("{e}")),
                 Ok(None) => break,
-                Ok(Some((start, end))) => {
-                    let body = Bytes::copy_from_slice(&buf[start..end]);
-                    buf.drain(..end);
+                Ok(Some(body)) => {
                     let frame = proto::decode_request(body)
                         .map_err(|e| format!("malformed request: {e}"))?;
                     shard.handle(conn, frame);
@@ -727,7 +765,7 @@ async fn read_loop(
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
-        if !read_more(r, &mut buf).await.map_err(|e| e.to_string())? {
+        if !input.read_more(r).await.map_err(|e| e.to_string())? {
             return Ok(());
         }
     }

@@ -245,17 +245,26 @@ async fn digest_acls_guard_reads_and_writes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn session_reattaches_from_a_new_connection() {
     let server = Server::start(&[]);
-    let first = client(&server).await;
+    // Detached: dropping the client closes its connection, not its session,
+    // like a process that dies and comes back with its saved session.
+    let first = zk::Client::connector()
+        .with_detached()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&server.addr())
+        .await
+        .unwrap();
     first.create("/mine", b"", EPHEMERAL).await.unwrap();
     let session = first.session().clone();
+    let id = first.session_id();
+    drop(first);
     let second = zk::Client::connector()
         .with_session(session)
         .connect(&server.addr())
         .await
         .unwrap();
-    assert_eq!(second.session_id(), first.session_id());
-    let (stat, _) = second.get_data("/mine").await.map(|(d, s)| (s, d)).unwrap();
-    assert_eq!(stat.ephemeral_owner, second.session_id().0);
+    assert_eq!(second.session_id(), id);
+    let (_, stat) = second.get_data("/mine").await.unwrap();
+    assert_eq!(stat.ephemeral_owner, id.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,6 +50,7 @@ pub struct Wal {
     /// Contents of the block containing `pos`, up to `pos`.
     tail: Vec<u8>,
     failed: bool,
+    spare: Option<SpareTask>,
 }
 
 fn io_err(file: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
@@ -86,6 +87,67 @@ fn create_segment(dir: &Path, first_zxid: i64, len: usize) -> Result<PathBuf, Wa
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
     sync_dir(dir)?;
     Ok(path)
+}
+
+/// The next segment, preallocated in the background while the current one
+/// fills, so a roll costs a header write and a rename instead of zeroing
+/// 64 MiB on the pipeline core.
+const SPARE_NAME: &str = "log.spare";
+
+/// Zero-fills the spare with O_DIRECT writes on the pipeline core's own
+/// io_uring: through the page cache its dirty pages could stall the log's
+/// fdatasync, and on a blocking thread it starves for CPU under load (both
+/// measured: 100-200 ms stalls per segment at 120k writes/s).
+async fn create_spare(dir: PathBuf, len: usize) -> Result<PathBuf, WalError> {
+    const CHUNK: usize = 1 << 20;
+    let path = dir.join(SPARE_NAME);
+    let tmp = dir.join(format!("{SPARE_NAME}.tmp"));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(&tmp)
+        .await
+        .map_err(|e| glommio_err(&tmp, e))?;
+    let mut offset = 0;
+    while offset < len {
+        let n = CHUNK.min(len - offset).div_ceil(BLOCK) * BLOCK;
+        let mut buf = file.alloc_dma_buffer(n);
+        buf.as_bytes_mut().fill(0);
+        file.write_at(buf, offset as u64)
+            .await
+            .map_err(|e| glommio_err(&tmp, e))?;
+        offset += n;
+    }
+    file.fdatasync().await.map_err(|e| glommio_err(&tmp, e))?;
+    let _ = file.close().await;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(&dir)?;
+    Ok(path)
+}
+
+/// Turns the spare into the segment starting at `first_zxid`: header first
+/// (synced), then the rename, then the directory sync. A crash in between
+/// leaves a spare, which recovery ignores.
+fn promote_spare(dir: &Path, spare: &Path, first_zxid: i64) -> Result<PathBuf, WalError> {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(spare)
+        .map_err(io_err(spare))?;
+    f.write_all_at(&format::encode_header(first_zxid), 0)
+        .map_err(io_err(spare))?;
+    f.sync_data().map_err(io_err(spare))?;
+    let path = dir.join(format::segment_name(first_zxid));
+    fs::rename(spare, &path).map_err(io_err(&path))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+type SpareTask = glommio::task::JoinHandle<Result<PathBuf, WalError>>;
+
+fn start_spare(dir: PathBuf, len: usize) -> SpareTask {
+    glommio::spawn_local(create_spare(dir, len)).detach()
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
@@ -125,6 +187,10 @@ impl Wal {
             .dma_open(&path)
             .await
             .map_err(|e| glommio_err(&path, e))?;
+        let spare = Some(start_spare(
+            config.dir.clone(),
+            config.segment_bytes.max(SEGMENT_BYTES_MIN),
+        ));
         Ok(Wal {
             config,
             file,
@@ -133,6 +199,7 @@ impl Wal {
             pos,
             tail: tail_bytes,
             failed: false,
+            spare,
         })
     }
 
@@ -144,13 +211,34 @@ impl Wal {
         self.failed
     }
 
-    async fn roll(&mut self, first_zxid: i64, needed: usize) -> Result<(), WalError> {
-        let len = self
-            .config
+    fn segment_len_for(&self, needed: usize) -> usize {
+        self.config
             .segment_bytes
             .max(SEGMENT_BYTES_MIN)
-            .max((HEADER_LEN + needed).div_ceil(BLOCK) * BLOCK);
-        let path = create_segment(&self.config.dir, first_zxid, len)?;
+            .max((HEADER_LEN + needed).div_ceil(BLOCK) * BLOCK)
+    }
+
+    async fn roll(&mut self, first_zxid: i64, needed: usize) -> Result<(), WalError> {
+        let len = self.segment_len_for(needed);
+        let t = Instant::now();
+        let spare = match self.spare.take() {
+            Some(task) => task.await.transpose()?,
+            None => None,
+        };
+        tracing::debug!(
+            waited_us = t.elapsed().as_micros() as u64,
+            "waited for the spare segment"
+        );
+        let path = match spare {
+            Some(spare)
+                if fs::metadata(&spare)
+                    .map(|m| m.len() as usize >= len)
+                    .unwrap_or(false) =>
+            {
+                promote_spare(&self.config.dir, &spare, first_zxid)?
+            }
+            _ => create_segment(&self.config.dir, first_zxid, len)?,
+        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -159,10 +247,14 @@ impl Wal {
             .map_err(|e| glommio_err(&path, e))?;
         let old = std::mem::replace(&mut self.file, file);
         let _ = old.close().await;
+        self.segment_len = fs::metadata(&path).map_err(io_err(&path))?.len() as usize;
         self.path = path;
-        self.segment_len = len;
         self.pos = HEADER_LEN;
         self.tail.clear();
+        self.spare = Some(start_spare(
+            self.config.dir.clone(),
+            self.segment_len_for(0),
+        ));
         Ok(())
     }
 
@@ -228,9 +320,24 @@ impl Wal {
         }
         let result = async {
             if self.pos + bytes.len() > self.segment_len {
+                let t = Instant::now();
                 self.roll(records[0].0, bytes.len()).await?;
+                tracing::debug!(
+                    elapsed_us = t.elapsed().as_micros() as u64,
+                    "rolled to a new log segment"
+                );
             }
-            self.write_and_sync(&bytes).await
+            let t = Instant::now();
+            let r = self.write_and_sync(&bytes).await;
+            let took = t.elapsed();
+            if took > Duration::from_millis(50) {
+                tracing::warn!(
+                    elapsed_ms = took.as_millis() as u64,
+                    bytes = bytes.len(),
+                    "slow log write+fdatasync"
+                );
+            }
+            r
         }
         .await;
         if result.is_err() {

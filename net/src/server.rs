@@ -612,8 +612,11 @@ async fn writer_task(
     mut w: futures_lite::io::WriteHalf<TcpStream>,
     wake: LocalReceiver<()>,
 ) {
+    // Two buffers swap roles so neither is re-grown from empty per write.
+    let mut chunk: Vec<u8> = Vec::with_capacity(16 * 1024);
     loop {
-        let chunk = std::mem::take(&mut *conn.out.borrow_mut());
+        chunk.clear();
+        std::mem::swap(&mut chunk, &mut *conn.out.borrow_mut());
         if !chunk.is_empty() {
             if let Err(e) = w.write_all(&chunk).await {
                 debug!(conn = conn.id, "write failed: {e}");
@@ -621,6 +624,10 @@ async fn writer_task(
                 break;
             }
             let _ = w.flush().await;
+            // Do not hold on to a huge buffer after a burst.
+            if chunk.capacity() > 1 << 20 {
+                chunk = Vec::with_capacity(16 * 1024);
+            }
             continue;
         }
         if conn.closing.get() {
@@ -767,6 +774,47 @@ async fn read_loop(
         }
         if !input.read_more(r).await.map_err(|e| e.to_string())? {
             return Ok(());
+        }
+    }
+}
+
+/// Batch sizes and timings of the group-commit loop, logged at debug level
+/// once a second.
+struct GroupCommitStats {
+    since: Instant,
+    batches: u64,
+    records: u64,
+    sync_us: u64,
+    cycle_us: u64,
+}
+
+impl GroupCommitStats {
+    fn new() -> GroupCommitStats {
+        GroupCommitStats {
+            since: Instant::now(),
+            batches: 0,
+            records: 0,
+            sync_us: 0,
+            cycle_us: 0,
+        }
+    }
+
+    fn record(&mut self, records: usize, sync_us: u64, cycle_us: u64) {
+        self.batches += 1;
+        self.records += records as u64;
+        self.sync_us += sync_us;
+        self.cycle_us += cycle_us;
+        if self.since.elapsed() >= Duration::from_secs(1) {
+            let n = self.batches.max(1);
+            debug!(
+                batches = self.batches,
+                records = self.records,
+                avg_batch = self.records / n,
+                avg_sync_us = self.sync_us / n,
+                avg_cycle_us = self.cycle_us / n,
+                "group commit"
+            );
+            *self = GroupCommitStats::new();
         }
     }
 }
@@ -924,6 +972,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 }
                 spawn_shard_tasks(shard.clone(), None).await;
                 // The group-commit loop.
+                let mut stats = GroupCommitStats::new();
                 while wake_rx.recv().await.is_some() {
                     loop {
                         let batch = pcore
@@ -933,10 +982,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         if batch.entries == 0 {
                             break;
                         }
+                        let t_sync = Instant::now();
                         if let Err(e) = wal.append(&batch.records).await {
                             error!("log write failed; stopping (fail-stop, nothing unsynced was acknowledged): {e}");
                             std::process::exit(3);
                         }
+                        let sync_us = t_sync.elapsed().as_micros() as u64;
                         let committed = Arc::new(pcore.pipeline.borrow_mut().persisted(batch.entries));
                         for s in &senders {
                             if s.send(committed.clone()).await.is_err() {
@@ -945,6 +996,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                             }
                         }
                         shard.on_committed(&committed);
+                        stats.record(batch.records.len(), sync_us, t_sync.elapsed().as_micros() as u64);
                     }
                 }
             })

@@ -187,10 +187,6 @@ impl Wal {
             .dma_open(&path)
             .await
             .map_err(|e| glommio_err(&path, e))?;
-        let spare = Some(start_spare(
-            config.dir.clone(),
-            config.segment_bytes.max(SEGMENT_BYTES_MIN),
-        ));
         Ok(Wal {
             config,
             file,
@@ -199,7 +195,9 @@ impl Wal {
             pos,
             tail: tail_bytes,
             failed: false,
-            spare,
+            // Started by the first append, after the startup probe, so the
+            // probe measures the disk alone.
+            spare: None,
         })
     }
 
@@ -317,6 +315,12 @@ impl Wal {
             Vec::with_capacity(records.iter().map(|r| format::record_len(r.1.len())).sum());
         for (zxid, payload) in records {
             format::encode_record(&mut bytes, *zxid, payload);
+        }
+        if self.spare.is_none() {
+            self.spare = Some(start_spare(
+                self.config.dir.clone(),
+                self.segment_len_for(0),
+            ));
         }
         let result = async {
             if self.pos + bytes.len() > self.segment_len {

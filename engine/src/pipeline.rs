@@ -115,6 +115,10 @@ pub struct CommittedEntry {
     /// A session that ended with this entry: every core drops its
     /// connection and watches.
     pub closed_session: Option<SessionId>,
+    /// The tree right after this entry. A core answers the reads a session
+    /// queued behind this entry's write from this version: after the write,
+    /// before anything the session sent later (cloning is O(1)).
+    pub tree: DataTree,
 }
 
 /// What `persisted` returns: the entries and the tree version after them.
@@ -442,6 +446,7 @@ impl Pipeline {
                         outcome,
                         triggers,
                         closed_session,
+                        tree: self.committed.clone(),
                     });
                 }
                 PendingKind::Sync(path) => out.push(CommittedEntry {
@@ -451,6 +456,7 @@ impl Pipeline {
                     outcome: Outcome::Reply(Ok(Response::Path(path))),
                     triggers: Vec::new(),
                     closed_session: None,
+                    tree: self.committed.clone(),
                 }),
                 PendingKind::Reattach(session, timeout_ms) => out.push(CommittedEntry {
                     origin: p.origin,
@@ -462,6 +468,7 @@ impl Pipeline {
                     },
                     triggers: Vec::new(),
                     closed_session: None,
+                    tree: self.committed.clone(),
                 }),
             }
         }

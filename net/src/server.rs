@@ -384,12 +384,15 @@ impl Shard {
         }
     }
 
-    /// Consumes one committed batch, in zxid order.
+    /// Consumes one committed batch, entry by entry in zxid order. For each
+    /// entry the core fires its watches, then moves its view to the tree
+    /// right after the entry, then sends the entry's reply and answers the
+    /// reads its session queued behind it. So every reply is computed from
+    /// a view whose changes' events were already queued, and a read queued
+    /// between two writes of its session sees the first and not the second.
     pub fn on_committed(&self, batch: &CommittedBatch) {
-        let mut to_drain: Vec<Rc<Conn>> = Vec::new();
         let mut events = Vec::new();
         for entry in &batch.entries {
-            // 1. Watches fire before any reply that observes the change.
             {
                 let mut st = self.state.borrow_mut();
                 for t in &entry.triggers {
@@ -403,8 +406,9 @@ impl Shard {
                         });
                     }
                 }
+                st.view = entry.tree.clone();
             }
-            // 2. Sessions that moved here end their connection elsewhere.
+            // Sessions that moved to a new connection end the old one.
             if let Outcome::Reattached {
                 session,
                 timeout_ms: Some(_),
@@ -426,7 +430,7 @@ impl Shard {
                     }
                 }
             }
-            // 3. The reply, on the core that owns the connection.
+            // The reply, on the core that owns the connection.
             let mine = entry.origin.filter(|o| o.core == self.core);
             let conn = mine.and_then(|o| self.state.borrow().conns.get(&o.conn).cloned());
             if let (Some(origin), Some(conn)) = (mine, conn) {
@@ -448,7 +452,7 @@ impl Shard {
                             proto::encode_reply(o, origin.xid, entry.zxid, reply, max)
                         });
                         conn.last_zxid.set(entry.zxid);
-                        to_drain.push(conn.clone());
+                        self.drain(&conn);
                     }
                     Outcome::SessionCreated {
                         session,
@@ -465,7 +469,7 @@ impl Shard {
                     Outcome::Internal => {}
                 }
             }
-            // 4. A session that ended: its connection closes everywhere.
+            // A session that ended: its connection closes everywhere.
             if let Some(s) = entry.closed_session {
                 let mut st = self.state.borrow_mut();
                 st.watches.remove_session(s);
@@ -481,11 +485,7 @@ impl Shard {
                 }
             }
         }
-        // 5. The view moves to the batch's version; waiting reads go now.
         self.state.borrow_mut().view = batch.tree.clone();
-        for conn in to_drain {
-            self.drain(&conn);
-        }
     }
 
     fn record_latency(&self, started: Instant) {

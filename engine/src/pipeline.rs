@@ -55,6 +55,13 @@ pub struct Origin {
     pub core: u16,
     pub conn: u64,
     pub xid: i32,
+    /// The session has reads queued ahead of this request (behind an
+    /// earlier write still in flight). The committed entry then carries the
+    /// tree as it was just before it, so the core can answer those reads
+    /// from the state they must see: after every earlier entry, before this
+    /// one. Set only when needed, because every version kept alive makes
+    /// the next updates copy the paths they share.
+    pub reads_ahead: bool,
 }
 
 /// What a core hands to the pipeline.
@@ -115,10 +122,9 @@ pub struct CommittedEntry {
     /// A session that ended with this entry: every core drops its
     /// connection and watches.
     pub closed_session: Option<SessionId>,
-    /// The tree right after this entry. A core answers the reads a session
-    /// queued behind this entry's write from this version: after the write,
-    /// before anything the session sent later (cloning is O(1)).
-    pub tree: DataTree,
+    /// The tree just before this entry, when the origin asked for it
+    /// (`Origin::reads_ahead`).
+    pub view_before: Option<DataTree>,
 }
 
 /// What `persisted` returns: the entries and the tree version after them.
@@ -417,6 +423,10 @@ impl Pipeline {
         let mut out = Vec::with_capacity(entries);
         for _ in 0..entries {
             let p = self.in_flight.pop_front().expect("counted");
+            let view_before = p
+                .origin
+                .filter(|o| o.reads_ahead)
+                .map(|_| self.committed.clone());
             match p.kind {
                 PendingKind::Txn(txn) => {
                     let Applied { reply, triggers } = apply::apply(&mut self.committed, &txn);
@@ -446,7 +456,7 @@ impl Pipeline {
                         outcome,
                         triggers,
                         closed_session,
-                        tree: self.committed.clone(),
+                        view_before,
                     });
                 }
                 PendingKind::Sync(path) => out.push(CommittedEntry {
@@ -456,7 +466,7 @@ impl Pipeline {
                     outcome: Outcome::Reply(Ok(Response::Path(path))),
                     triggers: Vec::new(),
                     closed_session: None,
-                    tree: self.committed.clone(),
+                    view_before,
                 }),
                 PendingKind::Reattach(session, timeout_ms) => out.push(CommittedEntry {
                     origin: p.origin,
@@ -468,7 +478,7 @@ impl Pipeline {
                     },
                     triggers: Vec::new(),
                     closed_session: None,
-                    tree: self.committed.clone(),
+                    view_before,
                 }),
             }
         }

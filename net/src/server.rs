@@ -213,10 +213,18 @@ impl Shard {
     }
 
     fn origin(&self, conn: &Conn, xid: i32) -> Origin {
+        // Anything queued that is not a write is a read waiting behind a
+        // write in flight: see `Origin::reads_ahead`.
+        let reads_ahead = conn
+            .queue
+            .borrow()
+            .iter()
+            .any(|q| !matches!(q, Queued::Write { .. }));
         Origin {
             core: self.core,
             conn: conn.id,
             xid,
+            reads_ahead,
         }
     }
 
@@ -385,12 +393,16 @@ impl Shard {
     }
 
     /// Consumes one committed batch, entry by entry in zxid order. For each
-    /// entry the core fires its watches, then moves its view to the tree
-    /// right after the entry, then sends the entry's reply and answers the
-    /// reads its session queued behind it. So every reply is computed from
-    /// a view whose changes' events were already queued, and a read queued
-    /// between two writes of its session sees the first and not the second.
+    /// entry the core fires its watches, then replies to it if the entry is
+    /// its own. Reads a session queued behind its writes are answered after
+    /// the batch, from the batch's tree, once all its watches have fired —
+    /// except reads queued between two writes of the batch: they are
+    /// answered just before the later write's reply, from the tree as it was
+    /// before that write (`Origin::reads_ahead`), so they see the earlier
+    /// write and not the later one. Every reply is thus computed from a view
+    /// whose changes' events were already queued.
     pub fn on_committed(&self, batch: &CommittedBatch) {
+        let mut to_drain: Vec<Rc<Conn>> = Vec::new();
         let mut events = Vec::new();
         for entry in &batch.entries {
             {
@@ -406,7 +418,6 @@ impl Shard {
                         });
                     }
                 }
-                st.view = entry.tree.clone();
             }
             // Sessions that moved to a new connection end the old one.
             if let Outcome::Reattached {
@@ -436,6 +447,15 @@ impl Shard {
             if let (Some(origin), Some(conn)) = (mine, conn) {
                 match &entry.outcome {
                     Outcome::Reply(reply) => {
+                        let reads_first =
+                            !matches!(conn.queue.borrow().front(), Some(Queued::Write { .. }));
+                        if reads_first {
+                            let view = entry.view_before.clone().expect(
+                                "an entry with reads queued ahead carries the tree before it",
+                            );
+                            self.state.borrow_mut().view = view;
+                            self.drain(&conn);
+                        }
                         let front = conn.queue.borrow_mut().pop_front();
                         match front {
                             Some(Queued::Write { xid, started }) => {
@@ -452,7 +472,7 @@ impl Shard {
                             proto::encode_reply(o, origin.xid, entry.zxid, reply, max)
                         });
                         conn.last_zxid.set(entry.zxid);
-                        self.drain(&conn);
+                        to_drain.push(conn.clone());
                     }
                     Outcome::SessionCreated {
                         session,
@@ -485,7 +505,12 @@ impl Shard {
                 }
             }
         }
+        // The view moves to the batch's version; the reads that were
+        // waiting behind this batch's writes go now.
         self.state.borrow_mut().view = batch.tree.clone();
+        for conn in to_drain {
+            self.drain(&conn);
+        }
     }
 
     fn record_latency(&self, started: Instant) {

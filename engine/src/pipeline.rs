@@ -500,6 +500,7 @@ mod tests {
             core: 0,
             conn: 1,
             xid,
+            reads_ahead: false,
         }
     }
 

@@ -620,6 +620,36 @@ mod tests {
         );
     }
 
+    /// Measured against Apache ZooKeeper 3.8: create /p/a, delete it, and the
+    /// parent shows cversion 2, yet the next sequential child gets suffix 1.
+    /// The suffix counts creations; the visible cversion counts creations
+    /// and deletions.
+    #[test]
+    fn cversion_counts_changes_but_sequence_counts_creations() {
+        let mut p = Pipeline::new(PipelineConfig::default(), 0);
+        let s = session(&mut p);
+        write(&mut p, s, create("/p", 0)).unwrap();
+        write(&mut p, s, create("/p/a", 0)).unwrap();
+        write(
+            &mut p,
+            s,
+            WriteOp::Delete {
+                path: "/p/a".into(),
+                version: -1,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.committed_tree().get("/p").unwrap().stat().cversion, 2);
+        assert_eq!(
+            write(&mut p, s, create("/p/s-", 2)),
+            Ok(Response::Path("/p/s-0000000001".into()))
+        );
+        assert_eq!(p.committed_tree().get("/p").unwrap().stat().cversion, 3);
+        // A fresh root shows -1: one child (/zookeeper) that was never created.
+        let fresh = Pipeline::new(PipelineConfig::default(), 0);
+        assert_eq!(fresh.committed_tree().get("/").unwrap().stat().cversion, -1);
+    }
+
     #[test]
     fn failed_multi_changes_nothing() {
         let mut p = Pipeline::new(PipelineConfig::default(), 0);

@@ -17,6 +17,7 @@ use crate::{path, types::perms};
 #[derive(Clone, Debug)]
 pub struct Node {
     pub data: Bytes,
+    // `cversion` below counts child creations; see `stat`.
     pub acl: AclList,
     pub czxid: i64,
     pub mzxid: i64,
@@ -31,6 +32,10 @@ pub struct Node {
 }
 
 impl Node {
+    /// The Stat a client sees. Matches ZooKeeper's `DataNode.copyStat`:
+    /// the node keeps `cversion` as the number of child creations (which is
+    /// also the next sequential suffix) and shows creations plus deletions,
+    /// `2 * creations - children`.
     pub fn stat(&self) -> Stat {
         Stat {
             czxid: self.czxid,
@@ -38,7 +43,10 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion,
+            cversion: self
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner,
             data_length: self.data.len() as i32,

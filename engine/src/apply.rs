@@ -15,14 +15,17 @@ use crate::path;
 use crate::prep::acl_list;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnBody, TxnHeader};
-use crate::types::{opcode, perms, ErrorCode, EventType, SessionId};
+use crate::types::{opcode, perms, AclList, ErrorCode, EventType, SessionId};
 use crate::watch::{WatchManager, WatchedEvent};
 
 /// A change that may fire watches: `NodeChildrenChanged` carries the parent.
+/// `acl` is the ACL of the node the event names: as Apache ZooKeeper 3.8
+/// does (measured), an event reaches only sessions allowed to READ it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trigger {
     pub path: Arc<str>,
     pub event: EventType,
+    pub acl: AclList,
 }
 
 /// What applying one transaction produced.
@@ -32,11 +35,22 @@ pub struct Applied {
     pub triggers: Vec<Trigger>,
 }
 
-fn trigger(triggers: &mut Vec<Trigger>, p: &str, event: EventType) {
+fn trigger(triggers: &mut Vec<Trigger>, p: &str, event: EventType, acl: &AclList) {
     triggers.push(Trigger {
         path: Arc::from(p),
         event,
+        acl: acl.clone(),
     });
+}
+
+/// `NodeChildrenChanged` of the parent of `p`, with the parent's ACL.
+fn trigger_parent(tree: &DataTree, triggers: &mut Vec<Trigger>, p: &str) {
+    let parent = path::parent(p);
+    let acl = tree
+        .get(parent)
+        .map(|n| n.acl.clone())
+        .unwrap_or_else(|| Arc::from(Vec::new()));
+    trigger(triggers, parent, EventType::NodeChildrenChanged, &acl);
 }
 
 /// Applies one body and returns the reply it gives; records triggers.
@@ -53,10 +67,11 @@ fn apply_one(
             let mut paths = tree.ephemerals_of(header.session);
             paths.sort();
             for p in paths {
-                tree.delete(&p, header.zxid)
+                let node = tree
+                    .delete(&p, header.zxid)
                     .expect("an ephemeral listed for a session exists");
-                trigger(triggers, &p, EventType::NodeDeleted);
-                trigger(triggers, path::parent(&p), EventType::NodeChildrenChanged);
+                trigger(triggers, &p, EventType::NodeDeleted, &node.acl);
+                trigger_parent(tree, triggers, &p);
             }
             Ok(Response::Empty)
         }
@@ -68,17 +83,18 @@ fn apply_one(
             ephemeral_owner,
             parent_cversion,
         } => {
+            let acl = acl_list(acl);
             let stat = tree.create(
                 p,
                 data.clone(),
-                acl_list(acl),
+                acl.clone(),
                 *ephemeral_owner,
                 *parent_cversion,
                 header.zxid,
                 header.time,
             )?;
-            trigger(triggers, p, EventType::NodeCreated);
-            trigger(triggers, path::parent(p), EventType::NodeChildrenChanged);
+            trigger(triggers, p, EventType::NodeCreated, &acl);
+            trigger_parent(tree, triggers, p);
             if *code == opcode::CREATE {
                 Ok(Response::Path(p.clone()))
             } else {
@@ -86,9 +102,9 @@ fn apply_one(
             }
         }
         TxnBody::Delete { path: p } => {
-            tree.delete(p, header.zxid)?;
-            trigger(triggers, p, EventType::NodeDeleted);
-            trigger(triggers, path::parent(p), EventType::NodeChildrenChanged);
+            let node = tree.delete(p, header.zxid)?;
+            trigger(triggers, p, EventType::NodeDeleted, &node.acl);
+            trigger_parent(tree, triggers, p);
             Ok(Response::Empty)
         }
         TxnBody::SetData {
@@ -97,7 +113,8 @@ fn apply_one(
             version,
         } => {
             let stat = tree.set_data(p, data.clone(), *version, header.zxid, header.time)?;
-            trigger(triggers, p, EventType::NodeDataChanged);
+            let acl = tree.get(p).map(|n| n.acl.clone()).expect("just set");
+            trigger(triggers, p, EventType::NodeDataChanged, &acl);
             Ok(Response::Stat(stat))
         }
         TxnBody::SetAcl {

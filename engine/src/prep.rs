@@ -128,8 +128,10 @@ pub fn prepare_op(ctx: &PrepContext, tree: &DataTree, op: &WriteOp) -> Result<Tx
             }
             let parent_path = parent_of(p)?;
             let parent = tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
-            let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
+            // Matches ZooKeeper: the parent's DELETE permission is checked
+            // before the node is looked up.
             acl::check(&parent.acl, perms::DELETE, ctx.auth)?;
+            let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
             check_version(node.version, *version)?;
             if !node.children.is_empty() {
                 return Err(ErrorCode::NotEmpty);

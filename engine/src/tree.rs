@@ -251,7 +251,8 @@ impl DataTree {
         Ok(stat)
     }
 
-    pub fn delete(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
+    /// Deletes a node and returns it.
+    pub fn delete(&mut self, path: &str, zxid: i64) -> Result<Arc<Node>, ErrorCode> {
         let Some(node) = self.nodes.remove(path) else {
             return Err(ErrorCode::NoNode);
         };
@@ -283,7 +284,7 @@ impl DataTree {
                 parent.pzxid = zxid;
             }
         }
-        Ok(())
+        Ok(node)
     }
 
     pub fn set_data(

@@ -409,10 +409,18 @@ impl Shard {
                 let mut st = self.state.borrow_mut();
                 for t in &entry.triggers {
                     st.watches.trigger(&t.path, t.event, &mut events);
-                }
-                for (session, ev) in events.drain(..) {
-                    if let Some(conn) = st.session_conn.get(&session).and_then(|c| st.conns.get(c))
-                    {
+                    for (session, ev) in events.drain(..) {
+                        let Some(conn) =
+                            st.session_conn.get(&session).and_then(|c| st.conns.get(c))
+                        else {
+                            continue;
+                        };
+                        // Matches Apache ZooKeeper 3.8 (measured): the watch is
+                        // consumed, but the event reaches the session only if
+                        // it may READ the node the event names.
+                        if acl::check(&t.acl, engine::perms::READ, &conn.auth.borrow()).is_err() {
+                            continue;
+                        }
                         conn.push_out(|o| {
                             proto::encode_event(o, ev.event, keeper_state::SYNC_CONNECTED, &ev.path)
                         });

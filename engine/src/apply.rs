@@ -388,3 +388,92 @@ pub fn read(
     };
     ReadOutcome { reply, events }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Acl;
+
+    fn txn(zxid: i64, body: TxnBody) -> Txn {
+        Txn {
+            header: TxnHeader {
+                session: 1,
+                cxid: 0,
+                zxid,
+                time: 0,
+            },
+            body,
+        }
+    }
+
+    fn create(path: &str) -> TxnBody {
+        TxnBody::Create {
+            opcode: opcode::CREATE,
+            path: path.into(),
+            data: Bytes::new(),
+            acl: vec![Acl::world_all()],
+            ephemeral_owner: 0,
+            parent_cversion: -1,
+        }
+    }
+
+    /// Matches ZooKeeper's DataTree.setWatches: what changed after the
+    /// client's last zxid fires at once; the rest is re-armed.
+    #[test]
+    fn set_watches_reports_missed_changes_and_rearms_the_rest() {
+        let mut tree = DataTree::new(false);
+        apply(&mut tree, &txn(1, create("/same")));
+        apply(&mut tree, &txn(2, create("/changed")));
+        apply(&mut tree, &txn(3, create("/parent")));
+        let seen = 3;
+        apply(
+            &mut tree,
+            &txn(
+                4,
+                TxnBody::SetData {
+                    path: "/changed".into(),
+                    data: Bytes::from_static(b"x"),
+                    version: 1,
+                },
+            ),
+        );
+        apply(&mut tree, &txn(5, create("/parent/kid")));
+        apply(&mut tree, &txn(6, create("/born")));
+        let mut watches = WatchManager::default();
+        let auth = AuthInfo::default();
+        let ctx = ReadContext {
+            session: 9,
+            auth: &auth,
+        };
+        let out = read(
+            &tree,
+            &mut watches,
+            &ctx,
+            &ReadOp::SetWatches {
+                relative_zxid: seen,
+                data: vec!["/same".into(), "/changed".into(), "/gone".into()],
+                exist: vec!["/born".into(), "/unborn".into()],
+                child: vec!["/parent".into()],
+                persistent: vec![],
+                persistent_recursive: vec![],
+            },
+        );
+        let got: Vec<(EventType, String)> = out
+            .events
+            .iter()
+            .map(|e| (e.event, e.path.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (EventType::NodeDataChanged, "/changed".to_string()),
+                (EventType::NodeDeleted, "/gone".to_string()),
+                (EventType::NodeCreated, "/born".to_string()),
+                (EventType::NodeChildrenChanged, "/parent".to_string()),
+            ]
+        );
+        assert!(watches.has("/same", crate::WatcherType::Data, 9));
+        assert!(watches.has("/unborn", crate::WatcherType::Data, 9));
+        assert!(!watches.has("/changed", crate::WatcherType::Data, 9));
+    }
+}

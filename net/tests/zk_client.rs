@@ -353,3 +353,46 @@ async fn sync_children_count_and_session_close() {
     assert_eq!(children.len(), 5);
     assert_eq!(stat.num_children, 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watches_are_re_registered_after_a_server_restart() {
+    // The client re-sends its watches with setWatches/setWatches2 when it
+    // reconnects; the restarted server recovers the session from its log.
+    let mut server = Server::start(&[]);
+    let c = client(&server).await;
+    c.create("/rw", b"0", OPEN).await.unwrap();
+    let (_, _, data_watch) = c.get_and_watch_data("/rw").await.unwrap();
+    let mut recursive = c
+        .watch("/rw", zk::AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+    server.restart();
+    let writer = client(&server).await;
+    // Wait until the watching client is back (its session survived).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.sync("/").await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    writer.set_data("/rw", b"1", None).await.unwrap();
+    let e = timeout(data_watch.changed()).await;
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (zk::EventType::NodeDataChanged, "/rw")
+    );
+    // The recursive watch may first report the disconnection.
+    loop {
+        let e = timeout(recursive.changed()).await;
+        if e.event_type == zk::EventType::Session {
+            continue;
+        }
+        assert_eq!(
+            (e.event_type, e.path.as_str()),
+            (zk::EventType::NodeDataChanged, "/rw")
+        );
+        break;
+    }
+}

@@ -136,3 +136,93 @@ async fn four_letter_words_honour_the_whitelist() {
     assert!(dump.contains("/e"), "{dump}");
     assert_eq!(open.four_letter_word("isro").unwrap(), "rw");
 }
+
+fn request(s: &mut TcpStream, xid: i32, opcode: i32, body: &[u8]) -> (i32, i64, i32, Vec<u8>) {
+    let mut b = Vec::new();
+    b.extend_from_slice(&xid.to_be_bytes());
+    b.extend_from_slice(&opcode.to_be_bytes());
+    b.extend_from_slice(body);
+    s.write_all(&frame(&b)).unwrap();
+    loop {
+        let r = read_frame(s);
+        let rxid = i32::from_be_bytes(r[0..4].try_into().unwrap());
+        if rxid == -1 {
+            continue; // a watch event
+        }
+        let zxid = i64::from_be_bytes(r[4..12].try_into().unwrap());
+        let err = i32::from_be_bytes(r[12..16].try_into().unwrap());
+        return (rxid, zxid, err, r[16..].to_vec());
+    }
+}
+
+fn jstr(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as i32).to_be_bytes().to_vec();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconfig_sasl_check_and_watch_removal_on_raw_frames() {
+    let server = Server::start(&[]);
+    let (mut s, _) = connect(&server, 10_000, 0, &[0u8; 16]);
+    // reconfig (16): disabled, as ZooKeeper's default.
+    let mut body = Vec::new();
+    body.extend_from_slice(&jstr("server.1=127.0.0.1:1:2"));
+    body.extend_from_slice(&jstr(""));
+    body.extend_from_slice(&jstr(""));
+    body.extend_from_slice(&(-1i64).to_be_bytes());
+    assert_eq!(request(&mut s, 1, 16, &body).2, -123, "ReconfigDisabled");
+    // sasl (102) without SASL configured: Ok with no token.
+    let (xid, _, err, rest) = request(&mut s, 2, 102, &(-1i32).to_be_bytes());
+    assert_eq!((xid, err), (2, 0));
+    assert_eq!(rest, (-1i32).to_be_bytes());
+    // check (13) on its own.
+    let mut body = jstr("/");
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    assert_eq!(request(&mut s, 3, 13, &body).2, 0);
+    let mut body = jstr("/");
+    body.extend_from_slice(&5i32.to_be_bytes());
+    assert_eq!(request(&mut s, 4, 13, &body).2, -103, "BadVersion");
+    let mut body = jstr("/nope");
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    assert_eq!(request(&mut s, 5, 13, &body).2, -101, "NoNode");
+    // checkWatches (17) / removeWatches (18): NoWatcher until one is set.
+    let mut kind = jstr("/zookeeper");
+    kind.extend_from_slice(&2i32.to_be_bytes()); // Data
+    assert_eq!(request(&mut s, 6, 17, &kind).2, -121, "NoWatcher");
+    let mut get = jstr("/zookeeper");
+    get.push(1); // watch
+    assert_eq!(request(&mut s, 7, 4, &get).2, 0);
+    assert_eq!(request(&mut s, 8, 17, &kind).2, 0, "watch present");
+    assert_eq!(request(&mut s, 9, 18, &kind).2, 0, "removed");
+    assert_eq!(request(&mut s, 10, 18, &kind).2, -121, "already gone");
+    // An unknown watcher type is not a valid request.
+    let mut bad = jstr("/zookeeper");
+    bad.extend_from_slice(&9i32.to_be_bytes());
+    assert_eq!(request(&mut s, 11, 17, &bad).2, -6, "Unimplemented");
+}
+
+#[test]
+fn every_four_letter_word_answers() {
+    let server = Server::start(&[]);
+    for (word, expect) in [
+        ("ruok", "imok"),
+        ("srvr", "Mode: standalone"),
+        ("stat", "Clients:"),
+        ("mntr", "zk_server_state\tstandalone"),
+        ("conf", &format!("clientPort={}", server.port)),
+        ("cons", "/127.0.0.1:"),
+        ("crst", "Connection stats reset."),
+        ("srst", "Server stats reset."),
+        ("envi", "zookeeper.version="),
+        ("wchs", "Total watches:"),
+        ("wchc", ""),
+        ("wchp", ""),
+        ("dump", "ephemeral nodes dump:"),
+        ("dirs", "datadir_size:"),
+        ("isro", "rw"),
+    ] {
+        let out = server.four_letter_word(word).unwrap();
+        assert!(out.contains(expect), "{word}: {out:?}");
+    }
+}

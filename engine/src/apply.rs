@@ -200,7 +200,7 @@ fn get_data(
     ctx: &ReadContext,
     p: &str,
     watch: bool,
-) -> Result<(Bytes, crate::Stat), ErrorCode> {
+) -> Result<(Option<Bytes>, crate::Stat), ErrorCode> {
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::READ, ctx.auth)?;
     if watch {
@@ -330,7 +330,9 @@ pub fn read(
         }
         ReadOp::AddWatch { path: p, mode } => {
             watches.add_persistent(p, *mode, ctx.session);
-            Ok(Response::Empty)
+            // Matches ZooKeeper: the reply carries an ErrorResponse(0) body,
+            // which the Java client reads (an empty body drops its session).
+            Ok(Response::Number(0))
         }
         ReadOp::SetWatches {
             relative_zxid,
@@ -378,11 +380,19 @@ pub fn read(
             }
             Ok(Response::Empty)
         }
+        // Matches ZooKeeper: the user name of each identity, which for a
+        // digest is the part before the colon.
         ReadOp::WhoAmI => Ok(Response::WhoAmI(
             ctx.auth
                 .ids
                 .iter()
-                .map(|i| (i.scheme.clone(), i.id.clone()))
+                .map(|i| {
+                    let user = match i.scheme.as_str() {
+                        "digest" => i.id.split(':').next().unwrap_or("").to_string(),
+                        _ => i.id.clone(),
+                    };
+                    (i.scheme.clone(), user)
+                })
                 .collect(),
         )),
     };
@@ -410,7 +420,7 @@ mod tests {
         TxnBody::Create {
             opcode: opcode::CREATE,
             path: path.into(),
-            data: Bytes::new(),
+            data: Some(Bytes::new()),
             acl: vec![Acl::world_all()],
             ephemeral_owner: 0,
             parent_cversion: -1,
@@ -432,7 +442,7 @@ mod tests {
                 4,
                 TxnBody::SetData {
                     path: "/changed".into(),
-                    data: Bytes::from_static(b"x"),
+                    data: Some(Bytes::from_static(b"x")),
                     version: 1,
                 },
             ),

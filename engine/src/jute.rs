@@ -102,6 +102,19 @@ impl Reader {
         }
     }
 
+    /// A buffer that may be null (ZooKeeper keeps null data apart from
+    /// empty data: getData of a node created with null data returns null).
+    pub fn buffer_opt(&mut self) -> Result<Option<Bytes>> {
+        let offset = self.pos;
+        match self.length()? {
+            None => Ok(None),
+            Some(_) => {
+                self.pos = offset;
+                self.buffer().map(Some)
+            }
+        }
+    }
+
     /// A string; null reads as empty.
     pub fn string(&mut self) -> Result<String> {
         let offset = self.pos;
@@ -171,6 +184,7 @@ pub trait JuteWrite {
     fn put_jute_bool(&mut self, v: bool);
     fn put_jute_buffer(&mut self, v: &[u8]);
     fn put_jute_string(&mut self, v: &str);
+    fn put_jute_buffer_opt(&mut self, v: Option<&[u8]>);
     fn put_jute_strings<S: AsRef<str>>(&mut self, v: &[S]);
     fn put_jute_acls(&mut self, v: &[Acl]);
     fn put_jute_stat(&mut self, v: &Stat);
@@ -189,6 +203,12 @@ impl JuteWrite for Vec<u8> {
     fn put_jute_buffer(&mut self, v: &[u8]) {
         self.put_i32(v.len() as i32);
         self.put_slice(v);
+    }
+    fn put_jute_buffer_opt(&mut self, v: Option<&[u8]>) {
+        match v {
+            Some(b) => self.put_jute_buffer(b),
+            None => self.put_i32(-1),
+        }
     }
     fn put_jute_string(&mut self, v: &str) {
         self.put_jute_buffer(v.as_bytes());

@@ -13,7 +13,8 @@ pub enum WriteOp {
     Create {
         opcode: i32,
         path: String,
-        data: Bytes,
+        /// None is a null buffer, which ZooKeeper keeps apart from empty.
+        data: Option<Bytes>,
         acl: Vec<Acl>,
         flags: i32,
         ttl: i64,
@@ -28,7 +29,7 @@ pub enum WriteOp {
     },
     SetData {
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
     },
     SetAcl {
@@ -103,7 +104,7 @@ pub enum Response {
     Path(String),
     PathStat(String, Stat),
     Stat(Stat),
-    Data(Bytes, Stat),
+    Data(Option<Bytes>, Stat),
     Acl(Vec<Acl>, Stat),
     Children(Vec<String>),
     Children2(Vec<String>, Stat),
@@ -112,8 +113,6 @@ pub enum Response {
     Multi(Vec<MultiResult>),
     MultiRead(Vec<MultiReadResult>),
     WhoAmI(Vec<(String, String)>),
-    /// A SASL reply carrying no token (a null buffer).
-    SaslNoToken,
 }
 
 /// One entry of a multi reply (`OpResult`).
@@ -131,7 +130,7 @@ pub enum MultiResult {
 #[derive(Clone, Debug, PartialEq)]
 pub enum MultiReadResult {
     Children(Vec<String>),
-    Data(Bytes, Stat),
+    Data(Option<Bytes>, Stat),
     Error(ErrorCode),
 }
 

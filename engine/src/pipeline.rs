@@ -513,7 +513,7 @@ mod tests {
         WriteOp::Create {
             opcode: opcode::CREATE,
             path: path.into(),
-            data: Bytes::from_static(b"d"),
+            data: Some(Bytes::from_static(b"d")),
             acl: vec![Acl::world_all()],
             flags,
             ttl: -1,

@@ -16,7 +16,8 @@ use crate::{path, types::perms};
 /// One znode. Children are kept as names; the full path is the map key.
 #[derive(Clone, Debug)]
 pub struct Node {
-    pub data: Bytes,
+    /// None for null data (see `op::WriteOp::Create`).
+    pub data: Option<Bytes>,
     // `cversion` below counts child creations; see `stat`.
     pub acl: AclList,
     pub czxid: i64,
@@ -48,16 +49,34 @@ impl Node {
                 .wrapping_mul(2)
                 .wrapping_sub(self.children.len() as i32),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
-            data_length: self.data.len() as i32,
+            ephemeral_owner: self.client_ephemeral_owner(),
+            data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             pzxid: self.pzxid,
         }
     }
 
+    /// Matches ZooKeeper's `DataNode.getClientEphemeralOwner`: clients see
+    /// 0 for container and TTL nodes, whose owner field only encodes the
+    /// node's kind (measured: a container's create2 Stat shows 0).
+    pub fn client_ephemeral_owner(&self) -> i64 {
+        let o = self.ephemeral_owner;
+        if o == crate::types::CONTAINER_EPHEMERAL_OWNER
+            || (o & crate::types::EXTENDED_OWNER_MASK) == crate::types::EXTENDED_OWNER_MASK
+        {
+            0
+        } else {
+            o
+        }
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
+    }
+
     fn empty(acl: AclList) -> Node {
         Node {
-            data: Bytes::new(),
+            data: Some(Bytes::new()),
             acl,
             czxid: 0,
             mzxid: 0,
@@ -123,7 +142,7 @@ impl DataTree {
     }
 
     fn insert_raw(&mut self, path: &str, node: Node) {
-        self.approximate_data_size += (path.len() + node.data.len()) as i64;
+        self.approximate_data_size += (path.len() + node.data_len()) as i64;
         self.nodes.insert(Arc::from(path), Arc::new(node));
     }
 
@@ -189,7 +208,7 @@ impl DataTree {
     pub fn create(
         &mut self,
         path: &str,
-        data: Bytes,
+        data: Option<Bytes>,
         acl: AclList,
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -246,7 +265,7 @@ impl DataTree {
             }
             EphemeralKind::Void => {}
         }
-        self.approximate_data_size += (path.len() + node.data.len()) as i64;
+        self.approximate_data_size += (path.len() + node.data_len()) as i64;
         self.nodes.insert(key, Arc::new(node));
         Ok(stat)
     }
@@ -256,7 +275,7 @@ impl DataTree {
         let Some(node) = self.nodes.remove(path) else {
             return Err(ErrorCode::NoNode);
         };
-        self.approximate_data_size -= (path.len() + node.data.len()) as i64;
+        self.approximate_data_size -= (path.len() + node.data_len()) as i64;
         match EphemeralKind::of(node.ephemeral_owner, self.extended_types) {
             EphemeralKind::Normal(session) => {
                 if let Some(set) = self.ephemerals.get_mut(&session) {
@@ -290,7 +309,7 @@ impl DataTree {
     pub fn set_data(
         &mut self,
         path: &str,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
         zxid: i64,
         time: i64,
@@ -299,7 +318,7 @@ impl DataTree {
             return Err(ErrorCode::NoNode);
         };
         let node = Arc::make_mut(node);
-        let delta = data.len() as i64 - node.data.len() as i64;
+        let delta = data.as_ref().map_or(0, |d| d.len()) as i64 - node.data_len() as i64;
         node.data = data;
         node.version = version;
         node.mzxid = zxid;

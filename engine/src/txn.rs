@@ -38,7 +38,7 @@ pub enum TxnBody {
         /// create, create2, createContainer or createTTL: decides the reply.
         opcode: i32,
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -48,7 +48,7 @@ pub enum TxnBody {
     },
     SetData {
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
     },
     SetAcl {
@@ -102,7 +102,7 @@ impl TxnBody {
             } => {
                 out.put_jute_i32(*opcode);
                 out.put_jute_string(path);
-                out.put_jute_buffer(data);
+                out.put_jute_buffer_opt(data.as_deref());
                 out.put_jute_acls(acl);
                 out.put_jute_i64(*ephemeral_owner);
                 out.put_jute_i32(*parent_cversion);
@@ -114,7 +114,7 @@ impl TxnBody {
                 version,
             } => {
                 out.put_jute_string(path);
-                out.put_jute_buffer(data);
+                out.put_jute_buffer_opt(data.as_deref());
                 out.put_jute_i32(*version);
             }
             TxnBody::SetAcl { path, acl, version } => {
@@ -146,7 +146,7 @@ impl TxnBody {
             opcode::CREATE => TxnBody::Create {
                 opcode: r.i32()?,
                 path: r.string()?,
-                data: r.buffer()?,
+                data: r.buffer_opt()?,
                 acl: r.acls()?,
                 ephemeral_owner: r.i64()?,
                 parent_cversion: r.i32()?,
@@ -154,7 +154,7 @@ impl TxnBody {
             TYPE_DELETE => TxnBody::Delete { path: r.string()? },
             opcode::SET_DATA => TxnBody::SetData {
                 path: r.string()?,
-                data: r.buffer()?,
+                data: r.buffer_opt()?,
                 version: r.i32()?,
             },
             opcode::SET_ACL => TxnBody::SetAcl {
@@ -245,7 +245,7 @@ mod tests {
                 TxnBody::Create {
                     opcode: opcode::CREATE2,
                     path: "/a".into(),
-                    data: Bytes::from_static(b"x"),
+                    data: Some(Bytes::from_static(b"x")),
                     acl: vec![Acl::world_all()],
                     ephemeral_owner: 7,
                     parent_cversion: 1,
@@ -253,7 +253,7 @@ mod tests {
                 TxnBody::Error(ErrorCode::NodeExists),
                 TxnBody::SetData {
                     path: "/b".into(),
-                    data: Bytes::new(),
+                    data: None,
                     version: 2,
                 },
             ]),

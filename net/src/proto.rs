@@ -23,7 +23,6 @@ use engine::types::{opcode, AddWatchMode, ErrorCode, EventType, Stat, WatcherTyp
 pub const XID_NOTIFICATION: i32 = -1;
 pub const XID_PING: i32 = -2;
 pub const XID_AUTH: i32 = -4;
-pub const XID_SET_WATCHES: i32 = -8;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -137,7 +136,7 @@ pub struct RequestFrame {
 
 fn create_op(r: &mut Reader, code: i32) -> Result<WriteOp, CodecError> {
     let path = r.string()?;
-    let data = r.buffer()?;
+    let data = r.buffer_opt()?;
     let acl = r.acls()?;
     let flags = r.i32()?;
     let ttl = if code == opcode::CREATE_TTL {
@@ -178,7 +177,7 @@ fn multi_ops(r: &mut Reader) -> Result<Vec<(i32, Request)>, CodecError> {
             }),
             opcode::SET_DATA => Request::Write(WriteOp::SetData {
                 path: r.string()?,
-                data: r.buffer()?,
+                data: r.buffer_opt()?,
                 version: r.i32()?,
             }),
             opcode::CHECK => Request::Write(WriteOp::Check {
@@ -217,7 +216,7 @@ pub fn decode_request(body: Bytes) -> Result<RequestFrame, CodecError> {
         opcode::DELETE_CONTAINER => Request::Write(WriteOp::DeleteContainer { path: r.string()? }),
         opcode::SET_DATA => Request::Write(WriteOp::SetData {
             path: r.string()?,
-            data: r.buffer()?,
+            data: r.buffer_opt()?,
             version: r.i32()?,
         }),
         opcode::SET_ACL => Request::Write(WriteOp::SetAcl {
@@ -378,7 +377,7 @@ fn encode_body(out: &mut Vec<u8>, resp: &Response) {
         }
         Response::Stat(s) => put_stat(out, s),
         Response::Data(d, s) => {
-            out.put_jute_buffer(d);
+            out.put_jute_buffer_opt(d.as_deref());
             put_stat(out, s);
         }
         Response::Acl(a, s) => {
@@ -432,7 +431,7 @@ fn encode_body(out: &mut Vec<u8>, resp: &Response) {
                         out.put_jute_i32(opcode::GET_DATA);
                         out.put_jute_bool(false);
                         out.put_jute_i32(0);
-                        out.put_jute_buffer(d);
+                        out.put_jute_buffer_opt(d.as_deref());
                         put_stat(out, s);
                     }
                     MultiReadResult::Error(c) => {
@@ -447,7 +446,6 @@ fn encode_body(out: &mut Vec<u8>, resp: &Response) {
             out.put_jute_bool(true);
             out.put_jute_i32(-1);
         }
-        Response::SaslNoToken => out.put_jute_i32(-1),
         Response::WhoAmI(ids) => {
             out.put_jute_i32(ids.len() as i32);
             for (scheme, user) in ids {
@@ -558,7 +556,10 @@ mod tests {
     #[test]
     fn oversized_reply_becomes_an_error() {
         let mut out = Vec::new();
-        let big = Ok(Response::Data(Bytes::from(vec![0u8; 100]), Stat::default()));
+        let big = Ok(Response::Data(
+            Some(Bytes::from(vec![0u8; 100])),
+            Stat::default(),
+        ));
         encode_reply(&mut out, 1, 2, &big, 50);
         assert_eq!(out.len(), 4 + 16);
         assert_eq!(

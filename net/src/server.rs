@@ -38,7 +38,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::fourlw;
-use crate::proto::{self, Request, XID_PING, XID_SET_WATCHES};
+use crate::proto::{self, Request, XID_PING};
 
 /// Requests a session may have queued on its core before we stop reading
 /// from its socket (ZooKeeper's per-connection throttle).
@@ -101,7 +101,6 @@ enum Queued {
     Write { xid: i32, started: Instant },
     Ping,
     Error { xid: i32, code: ErrorCode },
-    Sasl { xid: i32 },
 }
 
 pub struct Conn {
@@ -311,10 +310,10 @@ impl Shard {
                 }
             }
             Request::Sasl => {
-                // Matches ZooKeeper without SASL configured: the server has
-                // no SASL server for the connection and answers Ok with no
-                // token; the client then carries on unauthenticated.
-                self.enqueue(conn, Queued::Sasl { xid })
+                // Matches Apache ZooKeeper 3.8 without SASL configured
+                // (measured): the connection is closed.
+                warn!(peer = %conn.peer, "SASL requested but not configured; closing connection");
+                conn.close();
             }
             Request::Reconfig => self.enqueue(
                 conn,
@@ -364,9 +363,6 @@ impl Shard {
                 Queued::Error { xid, code } => {
                     conn.push_out(|o| proto::encode_reply(o, xid, zxid, &Err(code), max))
                 }
-                Queued::Sasl { xid } => conn.push_out(|o| {
-                    proto::encode_reply(o, xid, zxid, &Ok(engine::op::Response::SaslNoToken), max)
-                }),
                 Queued::Read { xid, op } => {
                     let auth = conn.auth.borrow().clone();
                     let ctx = ReadContext {
@@ -374,11 +370,6 @@ impl Shard {
                         auth: &auth,
                     };
                     let out = apply::read(&st.view, &mut st.watches, &ctx, &op);
-                    let xid = if matches!(op, ReadOp::SetWatches { .. }) {
-                        XID_SET_WATCHES
-                    } else {
-                        xid
-                    };
                     conn.push_out(|o| {
                         for e in &out.events {
                             proto::encode_event(o, e.event, keeper_state::SYNC_CONNECTED, &e.path);

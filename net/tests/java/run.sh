@@ -70,7 +70,13 @@ javac -nowarn -encoding UTF-8 -cp "$CP" -d "$WORK/classes" "$HERE"/src/*.java 2>
     die "javac failed"
 }
 RUN_CP="$WORK/classes:$CP"
-JAVA_OPTS=(-Xmx256m -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.logFile=System.err)
+# Empty containers are removed every CONTAINER_CHECK_MS on both servers, so
+# the tests can watch it happen.
+CONTAINER_CHECK_MS=1000
+JAVA_OPTS=(-Xmx256m -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.logFile=System.err
+    -Dtest.containerCheckMs=$CONTAINER_CHECK_MS)
+# Each program has its own watchdog (seconds) on top of per-test timeouts.
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-150}
 
 # ---- server -------------------------------------------------------------
 PORT=$(java -cp "$WORK/classes" FreePort)
@@ -92,7 +98,8 @@ clientPort=$PORT
 dataDir=$WORK/data
 EOF
     "$CORRAL_BIN" server --zoo-cfg "$WORK/zoo.cfg" --client-port "$PORT" --data-dir "$WORK/data" \
-        --four-letter-words '*' --pre-alloc-size 4096 >"$WORK/server.log" 2>&1 &
+        --four-letter-words '*' --pre-alloc-size 4096 --container-check-interval "$CONTAINER_CHECK_MS" \
+        >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     ;;
 zookeeper)
@@ -104,7 +111,8 @@ clientPortAddress=127.0.0.1
 4lw.commands.whitelist=*
 admin.enableServer=false
 EOF
-    java -Xmx256m -cp "$JAVA_DIR/zookeeper.jar:$JAVA_DIR/slf4j-simple.jar" \
+    java -Xmx256m -Dznode.container.checkIntervalMs="$CONTAINER_CHECK_MS" \
+        -cp "$JAVA_DIR/zookeeper.jar:$JAVA_DIR/slf4j-simple.jar" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$WORK/zoo.cfg" >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     ;;
@@ -135,7 +143,7 @@ run() {
     shift
     echo "java-clients: running $name"
     timeout 300 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-    grep -E '^(PASS|FAIL) ' "$WORK/$name.out" || true
+    grep -E '^(PASS|FAIL|SKIP) ' "$WORK/$name.out" || true
     p=$(grep -c '^PASS ' "$WORK/$name.out" || true)
     f=$(grep -c '^FAIL ' "$WORK/$name.out" || true)
     if [[ $rc != 0 && $f == 0 ]]; then
@@ -150,7 +158,7 @@ run() {
 for t in $TESTS; do
     case $t in
     ZkClientTest | CuratorRecipesTest)
-        run "$t" java "${JAVA_OPTS[@]}" -cp "$RUN_CP" "$t" "$CONNECT"
+        run "$t" java "${JAVA_OPTS[@]}" -cp "$RUN_CP" "$t" "$CONNECT" "$SUITE_TIMEOUT"
         ;;
     zkcli)
         run zkcli "$HERE/zkcli_test.sh" "$CONNECT"

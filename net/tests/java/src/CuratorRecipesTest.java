@@ -326,7 +326,8 @@ public class CuratorRecipesTest extends TestBase {
             client.create().creatingParentsIfNeeded().forPath(path, b("root"));
             BlockingQueue<String> events = new LinkedBlockingQueue<>();
             CountDownLatch initialized = new CountDownLatch(1);
-            CuratorCache cache = CuratorCache.build(client, path);
+            // A client of its own, so a failure here cannot break the shared one.
+            CuratorCache cache = CuratorCache.build(newClient(), path);
             closeAtEnd.add(cache);
             cache.listenable().addListener(CuratorCacheListener.builder()
                     .forCreates(n -> events.add("create " + n.getPath() + " " + s(n.getData())))
@@ -357,7 +358,7 @@ public class CuratorRecipesTest extends TestBase {
             String path = base + "/tree";
             client.create().creatingParentsIfNeeded().forPath(path, b("root"));
             BlockingQueue<String> events = new LinkedBlockingQueue<>();
-            TreeCache cache = TreeCache.newBuilder(client, path).build();
+            TreeCache cache = TreeCache.newBuilder(newClient(), path).build();
             closeAtEnd.add(cache);
             cache.getListenable().addListener((c, e) -> {
                 if (e.getType() == TreeCacheEvent.Type.INITIALIZED) {

@@ -77,6 +77,12 @@ public abstract class TestBase {
         }
     }
 
+    /** Reports a test case that cannot run in this configuration; not counted. */
+    protected synchronized void skip(String name, String why) {
+        System.out.println("SKIP " + suite + "." + name + ": " + why);
+        System.out.flush();
+    }
+
     private synchronized void pass(String name) {
         passed++;
         System.out.println("PASS " + name);

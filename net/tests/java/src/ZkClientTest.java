@@ -83,8 +83,21 @@ public class ZkClientTest extends TestBase {
             return e;
         }
 
+        /** The next node event, skipping connection-state events (type None). */
+        WatchedEvent nextNodeEvent(String what) throws InterruptedException {
+            long deadline = System.currentTimeMillis() + EVENT_WAIT_MS;
+            while (true) {
+                long left = deadline - System.currentTimeMillis();
+                WatchedEvent e = left > 0 ? events.poll(left, TimeUnit.MILLISECONDS) : null;
+                check(e != null, what + ": no watch event within " + EVENT_WAIT_MS + " ms");
+                if (e.getType() != EventType.None) {
+                    return e;
+                }
+            }
+        }
+
         void expect(EventType type, String path, String what) throws InterruptedException {
-            WatchedEvent e = next(what);
+            WatchedEvent e = nextNodeEvent(what);
             eq(type + " " + path, e.getType() + " " + e.getPath(), what + " (event type and path)");
             eq(KeeperState.SyncConnected, e.getState(), what + " (event state)");
         }
@@ -110,6 +123,44 @@ public class ZkClientTest extends TestBase {
         extra.add(z);
         check(connected.await(10, TimeUnit.SECONDS), "session did not reach SyncConnected within 10 s");
         return z;
+    }
+
+    /**
+     * Closes the client's TCP connection without closing its session, as a
+     * network failure would; the client then reconnects and re-registers its
+     * watches with SetWatches/SetWatches2.
+     */
+    static void dropConnection(ZooKeeper z) throws Exception {
+        java.lang.reflect.Field cnxnField = ZooKeeper.class.getDeclaredField("cnxn");
+        cnxnField.setAccessible(true);
+        Object cnxn = cnxnField.get(z);
+        java.lang.reflect.Field st = cnxn.getClass().getDeclaredField("sendThread");
+        st.setAccessible(true);
+        Object sendThread = st.get(cnxn);
+        java.lang.reflect.Method close = sendThread.getClass().getDeclaredMethod("testableCloseSocket");
+        close.setAccessible(true);
+        close.invoke(sendThread);
+    }
+
+    /** Waits for Disconnected and then SyncConnected on a session's default watcher. */
+    static void awaitReconnect(Recorder r) throws InterruptedException {
+        boolean disconnected = false;
+        long deadline = System.currentTimeMillis() + 10000;
+        while (System.currentTimeMillis() < deadline) {
+            WatchedEvent e = r.events.poll(200, TimeUnit.MILLISECONDS);
+            if (e == null || e.getType() != EventType.None) {
+                continue;
+            }
+            if (e.getState() == KeeperState.Disconnected) {
+                disconnected = true;
+            } else if (e.getState() == KeeperState.SyncConnected && disconnected) {
+                return;
+            } else if (e.getState() == KeeperState.Expired) {
+                throw new AssertionError("session expired instead of reconnecting");
+            }
+        }
+        throw new AssertionError(disconnected ? "client did not reconnect within 10 s"
+                : "client did not see the connection drop");
     }
 
     static String errs(List<OpResult> results) {
@@ -254,6 +305,61 @@ public class ZkClientTest extends TestBase {
             eq(Collections.singletonList("child"), zk.getChildren(c, false), "container children");
             eq(0L, zk.exists(c, false).getEphemeralOwner(), "container exists().ephemeralOwner");
             check(!zk.getEphemerals(c).contains(c), "a container is not an ephemeral");
+        });
+
+        long containerCheckMs = Long.getLong("test.containerCheckMs", 0);
+        if (containerCheckMs > 0 && containerCheckMs <= 5000) {
+            test("container-auto-delete", () -> {
+                // The server runs with a short container check interval (run.sh
+                // sets it and passes -Dtest.containerCheckMs).
+                String c = base + "/cont-auto";
+                String never = base + "/cont-never-used";
+                zk.create(c, null, OPEN, CreateMode.CONTAINER);
+                zk.create(never, null, OPEN, CreateMode.CONTAINER);
+                zk.create(c + "/child", null, OPEN, CreateMode.PERSISTENT);
+                Thread.sleep(containerCheckMs * 2 + 500);
+                check(zk.exists(c, false) != null, "a container with a child was deleted");
+                Recorder r = new Recorder();
+                check(zk.exists(c, r) != null, "container vanished");
+                zk.delete(c + "/child", -1);
+                WatchedEvent ev = r.events.poll(containerCheckMs * 3 + 2000, TimeUnit.MILLISECONDS);
+                check(ev != null, "empty container not deleted within " + (containerCheckMs * 3 + 2000) + " ms");
+                eq(EventType.NodeDeleted + " " + c, ev.getType() + " " + ev.getPath(), "container deletion event");
+                // A container that never had a child is kept (maxNeverUsedIntervalMs=0).
+                check(zk.exists(never, false) != null, "a never-used container was deleted");
+            });
+        } else {
+            skip("container-auto-delete", "run with a short container check interval and -Dtest.containerCheckMs");
+        }
+
+        test("many-children", () -> {
+            String d = base + "/many";
+            zk.create(d, null, OPEN, CreateMode.PERSISTENT);
+            List<Op> ops = new ArrayList<>();
+            Set<String> want = new HashSet<>();
+            for (int i = 0; i < 300; i++) {
+                ops.add(Op.create(d + "/n" + i, b("v" + i), OPEN, CreateMode.PERSISTENT));
+                want.add("n" + i);
+            }
+            eq(300, zk.multi(ops).size(), "multi results");
+            Stat st = new Stat();
+            List<String> kids = zk.getChildren(d, false, st);
+            eq(want, new HashSet<>(kids), "children");
+            eq(300, kids.size(), "children count (no duplicates)");
+            eq(300, st.getNumChildren(), "numChildren");
+            eq(300, st.getCversion(), "cversion");
+            eq(300, zk.getAllChildrenNumber(d), "getAllChildrenNumber");
+            // One multi, one zxid: pzxid is that zxid and every child has it as czxid.
+            eq(st.getPzxid(), zk.exists(d + "/n0", false).getCzxid(), "child czxid == parent pzxid");
+            eq(st.getPzxid(), zk.exists(d + "/n299", false).getCzxid(), "last child czxid == parent pzxid");
+            List<Op> dels = new ArrayList<>();
+            for (int i = 0; i < 300; i++) {
+                dels.add(Op.delete(d + "/n" + i, 0));
+            }
+            zk.multi(dels);
+            st = zk.exists(d, false);
+            eq(0, st.getNumChildren(), "numChildren after deleting all");
+            eq(600, st.getCversion(), "cversion after 300 creates and 300 deletes");
         });
 
         test("setData-versions", () -> {
@@ -553,7 +659,9 @@ public class ZkClientTest extends TestBase {
         test("addWatch-persistent-recursive", () -> {
             String r0 = base + "/r";
             Recorder r = new Recorder();
-            zk.addWatch(r0, r, AddWatchMode.PERSISTENT_RECURSIVE);
+            // A session of its own, so a failure here cannot break the shared one.
+            ZooKeeper w = open(null);
+            w.addWatch(r0, r, AddWatchMode.PERSISTENT_RECURSIVE);
             zk.create(r0, null, OPEN, CreateMode.PERSISTENT);
             r.expect(EventType.NodeCreated, r0, "create watched root");
             zk.create(r0 + "/a", null, OPEN, CreateMode.PERSISTENT);
@@ -569,18 +677,20 @@ public class ZkClientTest extends TestBase {
             zk.create(base + "/rsibling", null, OPEN, CreateMode.PERSISTENT);
             zk.create(base + "/r-not-under", null, OPEN, CreateMode.PERSISTENT);
             r.expectQuiet("nodes outside the watched subtree");
-            zk.removeWatches(r0, r, Watcher.WatcherType.Any, false);
+            w.removeWatches(r0, r, Watcher.WatcherType.Any, false);
             WatchedEvent ev = r.next("removeWatches notification");
             eq(EventType.PersistentWatchRemoved + " " + r0, ev.getType() + " " + ev.getPath(),
                     "removeWatches notification");
             zk.create(r0 + "/after", null, OPEN, CreateMode.PERSISTENT);
             r.expectQuiet("no events after removeWatches");
+            w.close();
         });
 
         test("addWatch-persistent", () -> {
             String p = base + "/pw";
             Recorder r = new Recorder();
-            zk.addWatch(p, r, AddWatchMode.PERSISTENT);
+            ZooKeeper w = open(null);
+            w.addWatch(p, r, AddWatchMode.PERSISTENT);
             zk.create(p, null, OPEN, CreateMode.PERSISTENT);
             r.expect(EventType.NodeCreated, p, "create");
             zk.create(p + "/k", null, OPEN, CreateMode.PERSISTENT);
@@ -591,9 +701,10 @@ public class ZkClientTest extends TestBase {
             r.expect(EventType.NodeDataChanged, p, "setData");
             zk.setData(p, b("y"), -1);
             r.expect(EventType.NodeDataChanged, p, "second setData");
-            zk.removeAllWatches(p, Watcher.WatcherType.Any, false);
+            w.removeAllWatches(p, Watcher.WatcherType.Any, false);
             WatchedEvent ev = r.next("removeAllWatches notification");
             eq(EventType.PersistentWatchRemoved, ev.getType(), "removeAllWatches notification type");
+            w.close();
         });
 
         test("removeWatches", () -> {
@@ -622,6 +733,49 @@ public class ZkClientTest extends TestBase {
             KeeperException e = expectThrows(KeeperException.class, "removeWatches with no watch",
                     () -> zk.removeWatches(p, r2, Watcher.WatcherType.Data, false));
             eq(KeeperException.Code.NOWATCHER, e.code(), "no watcher error code");
+        });
+
+        test("reconnect-restores-watches", () -> {
+            // Not a connection-drop test of the server as such: the client's
+            // reconnect sends SetWatches, whose reply must echo the request xid.
+            String p = base + "/rc";
+            zk.create(p, b("0"), OPEN, CreateMode.PERSISTENT);
+            Recorder def = new Recorder();
+            ZooKeeper w = open(def);
+            Recorder data = new Recorder();
+            Recorder exist = new Recorder();
+            Recorder kids = new Recorder();
+            w.getData(p, data, null);
+            check(w.exists(p + "/new", exist) == null, "exists should be null");
+            w.getChildren(p, kids);
+            def.events.clear();
+            dropConnection(w);
+            awaitReconnect(def);
+            eq(b("0"), w.getData(p, false, null), "getData after reconnect");
+            zk.setData(p, b("1"), -1);
+            data.expect(EventType.NodeDataChanged, p, "data watch after reconnect");
+            zk.create(p + "/new", null, OPEN, CreateMode.PERSISTENT);
+            exist.expect(EventType.NodeCreated, p + "/new", "exists watch after reconnect");
+            kids.expect(EventType.NodeChildrenChanged, p, "child watch after reconnect");
+            eq(ZooKeeper.States.CONNECTED, w.getState(), "state at the end");
+            w.close();
+        });
+
+        test("reconnect-restores-persistent-watches", () -> {
+            String p = base + "/rcp";
+            Recorder def = new Recorder();
+            ZooKeeper w = open(def);
+            Recorder r = new Recorder();
+            w.addWatch(p, r, AddWatchMode.PERSISTENT_RECURSIVE);
+            def.events.clear();
+            dropConnection(w);
+            awaitReconnect(def);
+            check(w.exists(p, false) == null, "exists after reconnect");
+            zk.create(p, null, OPEN, CreateMode.PERSISTENT);
+            r.expect(EventType.NodeCreated, p, "persistent recursive watch after reconnect");
+            zk.create(p + "/x", null, OPEN, CreateMode.PERSISTENT);
+            r.expect(EventType.NodeCreated, p + "/x", "persistent recursive watch after reconnect (child)");
+            w.close();
         });
 
         test("getEphemerals", () -> {

@@ -233,3 +233,37 @@ fn every_four_letter_word_answers() {
         assert!(out.contains(expect), "{word}: {out:?}");
     }
 }
+
+#[test]
+fn a_malformed_zoo_cfg_value_exits_2_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("corral-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(&cfg, "tickTime=2000\nclientPort=notaport\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["server", "--check-config", "--zoo-cfg"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("clientPort"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\nclientPort=2181\ndataDir={}\nmystery=1\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["server", "--check-config", "--zoo-cfg"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mystery"),
+        "unknown keys are warned about"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -186,6 +186,17 @@ impl Pipeline {
         }
     }
 
+    /// Starts from a snapshot: its tree and its sessions (live from now).
+    pub fn restore(&mut self, tree: DataTree, sessions: &[(SessionId, i32)], now_ms: u64) {
+        assert!(self.queued.is_empty() && self.in_flight.is_empty());
+        for &(id, timeout_ms) in sessions {
+            self.sessions.add(id, timeout_ms, now_ms);
+        }
+        self.last_prepared = Zxid(tree.last_zxid);
+        self.prepared = tree.clone();
+        self.committed = tree;
+    }
+
     /// Replays one logged transaction at startup.
     pub fn recover(&mut self, txn: &Txn, now_ms: u64) {
         assert!(self.queued.is_empty() && self.in_flight.is_empty());

@@ -74,6 +74,38 @@ impl Node {
         self.data.as_ref().map_or(0, |d| d.len())
     }
 
+    /// A node as read back from a snapshot (children are filled in by
+    /// `DataTree::restore`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restored(
+        data: Option<Bytes>,
+        acl: AclList,
+        czxid: i64,
+        mzxid: i64,
+        pzxid: i64,
+        ctime: i64,
+        mtime: i64,
+        version: i32,
+        cversion: i32,
+        aversion: i32,
+        ephemeral_owner: i64,
+    ) -> Node {
+        Node {
+            data,
+            acl,
+            czxid,
+            mzxid,
+            pzxid,
+            ctime,
+            mtime,
+            version,
+            cversion,
+            aversion,
+            ephemeral_owner,
+            children: OrdSet::new(),
+        }
+    }
+
     fn empty(acl: AclList) -> Node {
         Node {
             data: Some(Bytes::new()),
@@ -139,6 +171,58 @@ impl DataTree {
         t.insert_raw(QUOTA_PATH, Node::empty(all));
         t.insert_raw(CONFIG_PATH, Node::empty(read_only));
         t
+    }
+
+    /// Rebuilds a tree from a snapshot's nodes (children are derived from
+    /// the paths). Every node but the root must have its parent present.
+    pub fn restore(
+        extended_types: bool,
+        last_zxid: i64,
+        nodes: Vec<(String, Node)>,
+    ) -> Result<DataTree, String> {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            last_zxid,
+            approximate_data_size: 0,
+            extended_types,
+        };
+        let mut children: std::collections::HashMap<String, Vec<Arc<str>>> = Default::default();
+        for (p, _) in &nodes {
+            if p != "/" {
+                children
+                    .entry(path::parent(p).to_string())
+                    .or_default()
+                    .push(Arc::from(path::name(p)));
+            }
+        }
+        for (p, mut node) in nodes {
+            node.children = children.remove(&p).map(OrdSet::from).unwrap_or_default();
+            let key: Arc<str> = Arc::from(p.as_str());
+            match EphemeralKind::of(node.ephemeral_owner, extended_types) {
+                EphemeralKind::Normal(session) => {
+                    t.ephemerals.entry(session).or_default().insert(key.clone());
+                }
+                EphemeralKind::Container => {
+                    t.containers.insert(key.clone());
+                }
+                EphemeralKind::Ttl(_) => {
+                    t.ttls.insert(key.clone());
+                }
+                EphemeralKind::Void => {}
+            }
+            t.approximate_data_size += (p.len() + node.data_len()) as i64;
+            t.nodes.insert(key, Arc::new(node));
+        }
+        if let Some((parent, _)) = children.into_iter().next() {
+            return Err(format!("node {parent:?} is missing but has children"));
+        }
+        if t.get("/").is_none() {
+            return Err("no root node".into());
+        }
+        Ok(t)
     }
 
     fn insert_raw(&mut self, path: &str, node: Node) {

@@ -38,6 +38,11 @@ pub struct Config {
     pub cores: usize,
     pub init_limit: u32,
     pub sync_limit: u32,
+    /// ZooKeeper's snapCount: transactions between snapshots (each server
+    /// uses a random point between half and all of it).
+    pub snap_count: u64,
+    /// ZooKeeper's autopurge.snapRetainCount (at least 3).
+    pub snap_retain_count: usize,
 }
 
 impl Default for Config {
@@ -64,6 +69,8 @@ impl Default for Config {
             cores: 0,
             init_limit: 10,
             sync_limit: 5,
+            snap_count: 100_000,
+            snap_retain_count: 3,
         }
     }
 }
@@ -111,9 +118,7 @@ fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
 /// Keys of zoo.cfg that ZooKeeper knows and corral accepts without acting
 /// on them (they are listed in docs/OPERATIONS.md).
 const IGNORED_KEYS: &[&str] = &[
-    "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
-    "snapCount",
     "globalOutstandingLimit",
     "admin.enableServer",
     "admin.serverPort",
@@ -201,6 +206,13 @@ impl Config {
                     c.pre_alloc_bytes = kib * 1024;
                 }
                 "znode.container.checkIntervalMs" => c.container_check_interval_ms = num(k, v)?,
+                "snapCount" => {
+                    c.snap_count = num(k, v)?;
+                    if c.snap_count < 2 {
+                        return Err(bad(k, v, "must be at least 2"));
+                    }
+                }
+                "autopurge.snapRetainCount" => c.snap_retain_count = num::<usize>(k, v)?.max(3),
                 _ if k.starts_with("server.") => c.servers.push(parse_server(k, v)?),
                 _ if IGNORED_KEYS.contains(&k.as_str()) => {}
                 _ => warnings.push(format!("unknown zoo.cfg key {k:?} ignored")),
@@ -240,6 +252,10 @@ impl Config {
 
     pub fn client_addr(&self) -> SocketAddr {
         SocketAddr::new(self.client_port_address, self.client_port)
+    }
+
+    pub fn snap_dir(&self) -> PathBuf {
+        self.data_dir.join("snap")
     }
 
     pub fn log_dir(&self) -> PathBuf {

@@ -11,8 +11,10 @@
 //! - `config` — zoo.cfg and flags.
 //! - `server` — executors, cores, connections, the group-commit loop.
 //! - `fourlw` — four-letter words.
+//! - `snap` — tree <-> snapshot conversion, choosing the snapshot to load.
 
 pub mod config;
 pub mod fourlw;
 pub mod proto;
 pub mod server;
+pub mod snap;

@@ -52,6 +52,9 @@ struct ServerArgs {
     /// How often empty containers and expired TTL nodes are removed, in ms.
     #[arg(long, value_name = "MS")]
     container_check_interval: Option<u64>,
+    /// Transactions between snapshots (zoo.cfg snapCount).
+    #[arg(long, value_name = "N")]
+    snap_count: Option<u64>,
     /// Size of each preallocated log segment in KiB (zoo.cfg preAllocSize).
     #[arg(long, value_name = "KIB")]
     pre_alloc_size: Option<usize>,
@@ -116,6 +119,9 @@ fn server(args: ServerArgs) -> ExitCode {
     }
     if let Some(ms) = args.container_check_interval {
         config.container_check_interval_ms = ms;
+    }
+    if let Some(n) = args.snap_count {
+        config.snap_count = n.max(2);
     }
     if let Some(kib) = args.pre_alloc_size {
         config.pre_alloc_bytes = kib * 1024;

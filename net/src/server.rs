@@ -802,6 +802,93 @@ async fn read_loop(
     }
 }
 
+/// Takes snapshots in the background every `snapCount`-ish transactions and
+/// purges what the retained snapshots no longer need.
+struct Snapshotter {
+    threshold: u64,
+    since_last: u64,
+    in_progress: Rc<Cell<bool>>,
+    snap_dir: std::path::PathBuf,
+    log_dir: std::path::PathBuf,
+    retain: usize,
+}
+
+impl Snapshotter {
+    fn new(
+        config: &Config,
+        snap_dir: std::path::PathBuf,
+        log_dir: std::path::PathBuf,
+    ) -> Snapshotter {
+        // As ZooKeeper: a random point in [snapCount/2, snapCount), so the
+        // servers of an ensemble do not all snapshot at once.
+        let half = (config.snap_count / 2).max(1);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+        Snapshotter {
+            threshold: half + nanos % half,
+            since_last: 0,
+            in_progress: Rc::new(Cell::new(false)),
+            snap_dir,
+            log_dir,
+            retain: config.snap_retain_count.max(3),
+        }
+    }
+
+    fn after_commit(&mut self, records: u64, tree: &DataTree, pipeline: &Pipeline) {
+        self.since_last += records;
+        if self.since_last < self.threshold || self.in_progress.get() {
+            return;
+        }
+        self.since_last = 0;
+        self.in_progress.set(true);
+        // One immutable version of the tree: consistent at one zxid, and the
+        // pipeline goes on committing while it is written.
+        let tree = tree.clone();
+        let sessions: Vec<(SessionId, i32)> = pipeline
+            .sessions()
+            .iter()
+            .map(|s| (s.id, s.timeout_ms))
+            .collect();
+        let (snap_dir, log_dir, retain) =
+            (self.snap_dir.clone(), self.log_dir.clone(), self.retain);
+        let in_progress = self.in_progress.clone();
+        glommio::spawn_local(async move {
+            let started = Instant::now();
+            let result = glommio::executor()
+                .spawn_blocking(move || {
+                    let zxid = tree.last_zxid;
+                    let nodes = tree.node_count();
+                    let snap = crate::snap::to_snapshot(&tree, sessions);
+                    drop(tree);
+                    let written = storage::snapshot::write(&snap_dir, &snap);
+                    let purged = if written.is_ok() {
+                        storage::snapshot::purge(&snap_dir, &log_dir, retain)
+                    } else {
+                        Vec::new()
+                    };
+                    (zxid, nodes, written, purged)
+                })
+                .await;
+            match result {
+                (zxid, nodes, Ok((path, bytes)), purged) => info!(
+                    file = %path.display(),
+                    zxid = format_args!("0x{zxid:x}"),
+                    znodes = nodes,
+                    bytes,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    files_purged = purged.len(),
+                    "snapshot written"
+                ),
+                (_, _, Err(e), _) => error!("snapshot failed (the log still has everything): {e}"),
+            }
+            in_progress.set(false);
+        })
+        .detach();
+    }
+}
+
 /// Batch sizes and timings of the group-commit loop, logged at debug level
 /// once a second.
 struct GroupCommitStats {
@@ -857,14 +944,31 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         container_check_interval_ms: config.container_check_interval_ms,
     };
     let started = Instant::now();
-    let recovered = storage::recover(&log_dir)?;
+    let snap_dir = config.snap_dir();
+    std::fs::create_dir_all(&snap_dir)?;
+    let extended_types = pconfig.extended_types;
     let mut pipeline = Pipeline::new(pconfig, clock.now_ms());
-    let count = recovered.records.len();
+    if let Some((tree, sessions)) = crate::snap::load_newest(&snap_dir, extended_types) {
+        pipeline.restore(tree, &sessions, clock.now_ms());
+    }
+    let snapshot_zxid = pipeline.last_zxid();
+    let recovered = storage::recover(&log_dir)?;
+    let mut count = 0;
     for (zxid, payload) in recovered.records {
+        if zxid <= snapshot_zxid {
+            continue;
+        }
+        if zxid != pipeline.last_zxid() + 1 {
+            anyhow::bail!(
+                "the log resumes at zxid {zxid:#x} but the state is at {:#x}: transactions are missing",
+                pipeline.last_zxid()
+            );
+        }
         let txn = engine::txn::Txn::decode(Bytes::from(payload))
             .map_err(|e| anyhow::anyhow!("log record {zxid:#x} does not decode: {e}"))?;
         assert_eq!(txn.header.zxid, zxid, "record zxid matches its transaction");
         pipeline.recover(&txn, clock.now_ms());
+        count += 1;
     }
     pipeline.finish_recovery(clock.now_ms());
     if recovered.truncated_bytes > 0 {
@@ -874,7 +978,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     info!(
-        transactions = count,
+        snapshot_zxid = format_args!("0x{snapshot_zxid:x}"),
+        transactions_replayed = count,
         zxid = format_args!("0x{:x}", pipeline.last_zxid()),
         znodes = pipeline.committed_tree().node_count(),
         sessions = pipeline.sessions().len(),
@@ -917,6 +1022,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let config = config.clone();
         let tree = initial_tree.clone();
         let log_dir = log_dir.clone();
+        let log_dir_for_purge = log_dir.clone();
+        let snap_dir = snap_dir.clone();
         let wal_tail = recovered.tail;
         let h = LocalExecutorBuilder::new(Placement::Fixed(0))
             .name("corral-core-0")
@@ -997,6 +1104,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 spawn_shard_tasks(shard.clone(), None).await;
                 // The group-commit loop.
                 let mut stats = GroupCommitStats::new();
+                let mut snapshots = Snapshotter::new(&config, snap_dir.clone(), log_dir_for_purge.clone());
                 while wake_rx.recv().await.is_some() {
                     loop {
                         let batch = pcore
@@ -1013,6 +1121,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         }
                         let sync_us = t_sync.elapsed().as_micros() as u64;
                         let committed = Arc::new(pcore.pipeline.borrow_mut().persisted(batch.entries));
+                        snapshots.after_commit(batch.records.len() as u64, &committed.tree, &pcore.pipeline.borrow());
                         for s in &senders {
                             if s.send(committed.clone()).await.is_err() {
                                 error!("a core stopped; shutting down");

@@ -10,9 +10,11 @@
 //! - `format` — the byte layout of segments and records; pure encode/decode.
 //! - `recovery` — reads a log directory back, truncating a torn tail.
 //! - `wal` — the glommio writer with group commit.
+//! - `snapshot` — rkyv snapshots read through a memory map, and retention.
 
 pub mod format;
 pub mod recovery;
+pub mod snapshot;
 pub mod wal;
 
 pub use recovery::{recover, Recovered, RecoveryError};

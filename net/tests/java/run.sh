@@ -25,9 +25,14 @@ JAVA_DIR=/usr/share/java
 
 WORK=$(mktemp -d /tmp/corral-java-tests.XXXXXX)
 SERVER_PID=""
+CHILD_PID=""
 
 cleanup() {
     local rc=$?
+    if [[ -n $CHILD_PID ]]; then
+        kill "$CHILD_PID" 2>/dev/null || true
+        wait "$CHILD_PID" 2>/dev/null || true
+    fi
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -142,7 +147,12 @@ run() {
     local name=$1 rc=0 p f
     shift
     echo "java-clients: running $name"
-    timeout 300 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+    # In the background and waited for, so that a signal to this script is
+    # handled at once (bash defers traps while a foreground child runs).
+    timeout 300 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
     grep -E '^(PASS|FAIL|SKIP) ' "$WORK/$name.out" || true
     p=$(grep -c '^PASS ' "$WORK/$name.out" || true)
     f=$(grep -c '^FAIL ' "$WORK/$name.out" || true)
@@ -170,10 +180,13 @@ for t in $TESTS; do
 done
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "FAIL server: $TARGET exited during the tests; last log lines:"
-    tail -n 20 "$WORK/server.log" | sed 's/^/    /'
+    echo "FAIL server: $TARGET exited during the tests"
     failed=$((failed + 1))
 fi
 
+if [[ $failed -gt 0 ]]; then
+    echo "java-clients: last lines of the $TARGET log:"
+    tail -n 30 "$WORK/server.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/    /'
+fi
 echo "java-clients: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

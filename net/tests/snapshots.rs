@@ -1,0 +1,97 @@
+//! Snapshots: taken in the background every snapCount-ish transactions,
+//! loaded at restart with the log after them replayed, and a corrupt newest
+//! snapshot falls back to the previous one plus the log.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{client, Server};
+use zookeeper_client as zk;
+
+static OPEN: &zk::CreateOptions<'static> =
+    &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+
+fn snapshots(server: &Server) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(server.data_dir.join("snap"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_str().unwrap();
+                    name.starts_with("snapshot.") && !name.ends_with(".tmp")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_from_snapshot_plus_log_and_fall_back_past_a_corrupt_one() {
+    let mut server = Server::start(&["--snap-count", "40"]);
+    let c = client(&server).await;
+    c.create("/s", b"", OPEN).await.unwrap();
+    let ephemeral_owner = zk::Client::connector()
+        .with_detached()
+        .with_session_timeout(Duration::from_secs(30))
+        .connect(&server.addr())
+        .await
+        .unwrap();
+    ephemeral_owner
+        .create(
+            "/s/eph",
+            b"e",
+            &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    for i in 0..300 {
+        c.create(&format!("/s/n{i:03}"), format!("v{i}").as_bytes(), OPEN)
+            .await
+            .unwrap();
+    }
+    c.set_data("/s/n007", b"changed", None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while snapshots(&server).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshots written: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c);
+    drop(ephemeral_owner);
+
+    // Restart: newest snapshot + the log after it.
+    server.restart();
+    let c = client(&server).await;
+    assert_eq!(c.get_children("/s").await.unwrap().0.len(), 301);
+    assert_eq!(c.get_data("/s/n007").await.unwrap().0, b"changed");
+    assert_eq!(c.get_data("/s/n299").await.unwrap().0, b"v299");
+    assert!(
+        c.check_stat("/s/eph").await.unwrap().is_some(),
+        "the session and its ephemeral survive"
+    );
+    assert!(server.log().contains("loaded snapshot"), "{}", server.log());
+    drop(c);
+
+    // Corrupt the newest snapshot: the previous one plus the log must do.
+    server.kill();
+    let newest = snapshots(&server).pop().unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&newest, &bytes).unwrap();
+    server.restart();
+    let c = client(&server).await;
+    assert_eq!(c.get_children("/s").await.unwrap().0.len(), 301);
+    assert_eq!(c.get_data("/s/n007").await.unwrap().0, b"changed");
+    assert!(
+        server.log().contains("trying an older snapshot"),
+        "{}",
+        server.log()
+    );
+}

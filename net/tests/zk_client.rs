@@ -394,3 +394,63 @@ async fn watches_are_re_registered_after_a_server_restart() {
         break;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ip_acls_with_cidr_and_the_super_digest() {
+    let cfg = std::env::temp_dir().join(format!("corral-super-{}.cfg", std::process::id()));
+    // super:test, as in ZooKeeper's documentation.
+    std::fs::write(&cfg, "superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n").unwrap();
+    let server = Server::start(&["--zoo-cfg", cfg.to_str().unwrap()]);
+    let c = client(&server).await;
+    let local = [zk::Acl::new(
+        zk::Permission::ALL,
+        zk::AuthId::new("ip", "127.0.0.0/8"),
+    )];
+    let elsewhere = [zk::Acl::new(
+        zk::Permission::ALL,
+        zk::AuthId::new("ip", "10.1.0.0/16"),
+    )];
+    c.create(
+        "/local",
+        b"l",
+        &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&local)),
+    )
+    .await
+    .unwrap();
+    c.create(
+        "/elsewhere",
+        b"e",
+        &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&elsewhere)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.get_data("/local").await.unwrap().0, b"l");
+    assert_eq!(
+        c.get_data("/elsewhere").await.unwrap_err(),
+        zk::Error::NoAuth
+    );
+    let bad = [zk::Acl::new(
+        zk::Permission::ALL,
+        zk::AuthId::new("ip", "not-an-address"),
+    )];
+    assert_eq!(
+        c.create(
+            "/bad",
+            b"",
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&bad))
+        )
+        .await
+        .unwrap_err(),
+        zk::Error::InvalidAcl
+    );
+    let root = zk::Client::connector()
+        .with_auth("digest", b"super:test")
+        .connect(&server.addr())
+        .await
+        .unwrap();
+    assert_eq!(root.get_data("/elsewhere").await.unwrap().0, b"e");
+    root.set_data("/elsewhere", b"super was here", None)
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&cfg);
+}

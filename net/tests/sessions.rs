@@ -267,3 +267,32 @@ fn a_malformed_zoo_cfg_value_exits_2_naming_the_key() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_client_that_has_seen_a_newer_zxid_is_refused() {
+    // Matches ZooKeeper: a client must never see the state go backwards, so
+    // a server behind the client's last zxid closes the connection and the
+    // client tries another server.
+    let server = Server::start(&[]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&0x7_0000_0000i64.to_be_bytes()); // lastZxidSeen
+    b.extend_from_slice(&10_000i32.to_be_bytes());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&16i32.to_be_bytes());
+    b.extend_from_slice(&[0u8; 16]);
+    b.push(0);
+    s.write_all(&frame(&b)).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(s.read(&mut buf), Ok(0) | Err(_)),
+        "no session for a client from the future"
+    );
+    assert!(
+        server.log().contains("refusing session"),
+        "{}",
+        server.log()
+    );
+}

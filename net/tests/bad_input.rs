@@ -4,64 +4,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::raw::{closed_by_server, frame, session as raw_session, socket as connect_raw};
 use common::{client, Server};
 use zookeeper_client as zk;
-
-fn connect_raw(server: &Server) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut v = (body.len() as i32).to_be_bytes().to_vec();
-    v.extend_from_slice(body);
-    v
-}
-
-fn connect_request() -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i32.to_be_bytes()); // protocol version
-    b.extend_from_slice(&0i64.to_be_bytes()); // last zxid seen
-    b.extend_from_slice(&10_000i32.to_be_bytes()); // timeout
-    b.extend_from_slice(&0i64.to_be_bytes()); // session id
-    b.extend_from_slice(&16i32.to_be_bytes());
-    b.extend_from_slice(&[0u8; 16]);
-    b.push(0);
-    frame(&b)
-}
-
-/// Opens a session by hand and returns the socket after the connect reply.
-fn raw_session(server: &Server) -> TcpStream {
-    let mut s = connect_raw(server);
-    s.write_all(&connect_request()).unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    s
-}
-
-/// True once the server has closed the connection (EOF or reset).
-fn closed_by_server(mut s: TcpStream) -> bool {
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                return false
-            }
-            Err(_) => return true,
-        }
-    }
-}
 
 async fn still_serves(server: &Server, path: &str) {
     let c = client(server).await;

@@ -10,45 +10,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
+use common::raw::{frame, put_str, read_frame, session};
 use common::Server;
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut v = (body.len() as i32).to_be_bytes().to_vec();
-    v.extend_from_slice(body);
-    v
-}
-
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    body
-}
-
-fn put_str(b: &mut Vec<u8>, s: &[u8]) {
-    b.extend_from_slice(&(s.len() as i32).to_be_bytes());
-    b.extend_from_slice(s);
-}
-
-fn session(server: &Server) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&10_000i32.to_be_bytes());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    put_str(&mut b, &[0u8; 16]);
-    b.push(0);
-    s.write_all(&frame(&b)).unwrap();
-    read_frame(&mut s);
-    s
-}
 
 fn create(xid: i32, path: &str) -> Vec<u8> {
     let mut b = Vec::new();

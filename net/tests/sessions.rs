@@ -7,43 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::raw::{connect, frame, jstr, read_frame};
 use common::{client, Server};
 use zookeeper_client as zk;
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut v = (body.len() as i32).to_be_bytes().to_vec();
-    v.extend_from_slice(body);
-    v
-}
-
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    body
-}
-
-fn connect(
-    server: &Server,
-    timeout_ms: i32,
-    session: i64,
-    password: &[u8],
-) -> (TcpStream, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&timeout_ms.to_be_bytes());
-    b.extend_from_slice(&session.to_be_bytes());
-    b.extend_from_slice(&(password.len() as i32).to_be_bytes());
-    b.extend_from_slice(password);
-    b.push(0);
-    s.write_all(&frame(&b)).unwrap();
-    let reply = read_frame(&mut s);
-    (s, reply)
-}
 
 fn session_of(reply: &[u8]) -> (i32, i64, Vec<u8>) {
     let timeout = i32::from_be_bytes(reply[4..8].try_into().unwrap());
@@ -153,12 +119,6 @@ fn request(s: &mut TcpStream, xid: i32, opcode: i32, body: &[u8]) -> (i32, i64, 
         let err = i32::from_be_bytes(r[12..16].try_into().unwrap());
         return (rxid, zxid, err, r[16..].to_vec());
     }
-}
-
-fn jstr(s: &str) -> Vec<u8> {
-    let mut v = (s.len() as i32).to_be_bytes().to_vec();
-    v.extend_from_slice(s.as_bytes());
-    v
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -162,3 +162,98 @@ pub async fn client(server: &Server) -> zookeeper_client::Client {
         .await
         .expect("connect")
 }
+
+/// Raw protocol frames, for tests that need exact bytes on the wire.
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use super::Server;
+
+    /// A length-prefixed frame.
+    pub fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    pub fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        body
+    }
+
+    /// A jute string or buffer.
+    pub fn put_str(b: &mut Vec<u8>, s: &[u8]) {
+        b.extend_from_slice(&(s.len() as i32).to_be_bytes());
+        b.extend_from_slice(s);
+    }
+
+    pub fn jstr(s: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        put_str(&mut v, s.as_bytes());
+        v
+    }
+
+    pub fn connect_request(
+        last_zxid: i64,
+        timeout_ms: i32,
+        session: i64,
+        password: &[u8],
+    ) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&last_zxid.to_be_bytes());
+        b.extend_from_slice(&timeout_ms.to_be_bytes());
+        b.extend_from_slice(&session.to_be_bytes());
+        put_str(&mut b, password);
+        b.push(0);
+        frame(&b)
+    }
+
+    pub fn socket(server: &Server) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// Connects and returns the socket and the connect response body.
+    pub fn connect(
+        server: &Server,
+        timeout_ms: i32,
+        session: i64,
+        password: &[u8],
+    ) -> (TcpStream, Vec<u8>) {
+        let mut s = socket(server);
+        s.write_all(&connect_request(0, timeout_ms, session, password))
+            .unwrap();
+        let reply = read_frame(&mut s);
+        (s, reply)
+    }
+
+    /// A new session's socket, after the connect response.
+    pub fn session(server: &Server) -> TcpStream {
+        connect(server, 10_000, 0, &[0u8; 16]).0
+    }
+
+    /// True once the server has closed the connection (EOF or reset).
+    pub fn closed_by_server(mut s: TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}

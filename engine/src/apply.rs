@@ -12,7 +12,6 @@ use bytes::Bytes;
 use crate::acl::{self, AuthInfo};
 use crate::op::{MultiReadResult, MultiResult, ReadOp, Reply, Response};
 use crate::path;
-use crate::prep::acl_list;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnBody, TxnHeader};
 use crate::types::{opcode, perms, AclList, ErrorCode, EventType, SessionId};
@@ -83,7 +82,7 @@ fn apply_one(
             ephemeral_owner,
             parent_cversion,
         } => {
-            let acl = acl_list(acl);
+            let acl = tree.intern_acl(acl);
             let stat = tree.create(
                 p,
                 data.clone(),
@@ -122,7 +121,8 @@ fn apply_one(
             acl,
             version,
         } => {
-            let stat = tree.set_acl(p, acl_list(acl), *version)?;
+            let acl = tree.intern_acl(acl);
+            let stat = tree.set_acl(p, acl, *version)?;
             Ok(Response::Stat(stat))
         }
         TxnBody::Check { path: p, .. } => match tree.get(p) {

@@ -193,7 +193,7 @@ impl Pipeline {
             self.sessions.add(id, timeout_ms, now_ms);
         }
         self.last_prepared = Zxid(tree.last_zxid);
-        self.prepared = tree.clone();
+        // `prepared` follows in finish_recovery, after the log replay.
         self.committed = tree;
     }
 
@@ -214,13 +214,15 @@ impl Pipeline {
             TxnBody::CloseSession => self.sessions.remove(txn.header.session),
             _ => {}
         }
-        self.prepared = self.committed.clone();
         self.last_prepared = Zxid(txn.header.zxid);
     }
 
     /// After recovery: sessions that own ephemerals but whose createSession
     /// is before the log we kept are restored so they can expire.
     pub fn finish_recovery(&mut self, now_ms: u64) {
+        // One clone at the end: cloning per replayed transaction would make
+        // every later update copy the paths the two versions share.
+        self.prepared = self.committed.clone();
         for s in self.committed.sessions_with_ephemerals() {
             if self.sessions.get(s).is_none() {
                 self.sessions.add(s, self.config.tick_ms as i32 * 2, now_ms);

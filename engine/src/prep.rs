@@ -8,8 +8,6 @@
 //! `outstandingChanges`), so a create that follows an uncommitted create of
 //! its parent succeeds, as it does in ZooKeeper.
 
-use std::sync::Arc;
-
 use crate::acl::{self, AuthInfo};
 use crate::apply;
 use crate::constants::TTL_MS_MAX;
@@ -241,9 +239,4 @@ fn prepare_multi(ctx: &PrepContext, tree: &DataTree, ops: &[WriteOp]) -> TxnBody
 pub fn prepare(ctx: &PrepContext, tree: &DataTree, header: TxnHeader, op: &WriteOp) -> Txn {
     let body = prepare_op(ctx, tree, op).unwrap_or_else(TxnBody::Error);
     Txn { header, body }
-}
-
-/// Shared ACL lists: converts a prepared ACL vector for the tree.
-pub fn acl_list(acl: &[crate::types::Acl]) -> crate::types::AclList {
-    Arc::from(acl.to_vec())
 }

@@ -136,6 +136,11 @@ pub struct DataTree {
     /// Sum of path and data lengths, ZooKeeper's `approximateDataSize`.
     pub approximate_data_size: i64,
     extended_types: bool,
+    /// Every distinct ACL list, shared by all the nodes that use it
+    /// (ZooKeeper's ReferenceCountedACLCache). Most trees have a handful,
+    /// so each node holds a pointer instead of its own copy. Lists are not
+    /// dropped when their last node goes; they are few and small.
+    acls: HashMap<Vec<Acl>, AclList>,
 }
 
 /// The system nodes every ZooKeeper server has.
@@ -160,7 +165,10 @@ impl DataTree {
             last_zxid: 0,
             approximate_data_size: 0,
             extended_types,
+            acls: HashMap::new(),
         };
+        let all = t.intern_acl(&all);
+        let read_only = t.intern_acl(&read_only);
         let mut root = Node::empty(all.clone());
         root.children.insert(Arc::from("zookeeper"));
         let mut zk = Node::empty(all.clone());
@@ -188,6 +196,7 @@ impl DataTree {
             last_zxid,
             approximate_data_size: 0,
             extended_types,
+            acls: HashMap::new(),
         };
         let mut children: std::collections::HashMap<String, Vec<Arc<str>>> = Default::default();
         for (p, _) in &nodes {
@@ -200,6 +209,7 @@ impl DataTree {
         }
         for (p, mut node) in nodes {
             node.children = children.remove(&p).map(OrdSet::from).unwrap_or_default();
+            node.acl = t.intern_acl(&node.acl);
             let key: Arc<str> = Arc::from(p.as_str());
             match EphemeralKind::of(node.ephemeral_owner, extended_types) {
                 EphemeralKind::Normal(session) => {
@@ -228,6 +238,21 @@ impl DataTree {
     fn insert_raw(&mut self, path: &str, node: Node) {
         self.approximate_data_size += (path.len() + node.data_len()) as i64;
         self.nodes.insert(Arc::from(path), Arc::new(node));
+    }
+
+    /// The shared copy of an ACL list.
+    pub fn intern_acl(&mut self, acl: &[Acl]) -> AclList {
+        if let Some(shared) = self.acls.get(acl) {
+            return shared.clone();
+        }
+        let shared: AclList = Arc::from(acl.to_vec());
+        self.acls.insert(acl.to_vec(), shared.clone());
+        shared
+    }
+
+    /// Number of distinct ACL lists.
+    pub fn acl_count(&self) -> usize {
+        self.acls.len()
     }
 
     pub fn extended_types(&self) -> bool {

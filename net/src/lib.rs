@@ -12,9 +12,11 @@
 //! - `server` — executors, cores, connections, the group-commit loop.
 //! - `fourlw` — four-letter words.
 //! - `snap` — tree <-> snapshot conversion, choosing the snapshot to load.
+//! - `tools` — `corral log dump` and `corral snapshot inspect`.
 
 pub mod config;
 pub mod fourlw;
 pub mod proto;
 pub mod server;
 pub mod snap;
+pub mod tools;

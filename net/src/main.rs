@@ -24,6 +24,38 @@ struct Cli {
 enum Command {
     /// Run a server. With no options: standalone on port 2181, data in ./corral-data.
     Server(ServerArgs),
+    /// Inspect the write-ahead log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Inspect snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Print every transaction of a log directory (a data dir or its log/ dir), like ZooKeeper's LogFormatter.
+    Dump {
+        dir: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Print a snapshot's zxid, sessions and znodes, like ZooKeeper's SnapshotFormatter.
+    Inspect {
+        file: PathBuf,
+        /// One JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -141,7 +173,20 @@ fn server(args: ServerArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Server(a) => server(a),
+    let tool = match cli.command {
+        Command::Server(a) => return server(a),
+        Command::Log {
+            command: LogCommand::Dump { dir, json },
+        } => net::tools::log_dump(&dir, json),
+        Command::Snapshot {
+            command: SnapshotCommand::Inspect { file, json },
+        } => net::tools::snapshot_inspect(&file, json),
+    };
+    match tool {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corral: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

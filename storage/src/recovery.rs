@@ -66,8 +66,17 @@ pub fn segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
     Ok(segs)
 }
 
-/// Reads every segment of `dir` (which must exist).
+/// Reads every segment of `dir` (which must exist), cutting a torn tail.
 pub fn recover(dir: &Path) -> Result<Recovered, RecoveryError> {
+    read(dir, true)
+}
+
+/// Reads the log like `recover` but changes nothing (for offline tools).
+pub fn read_only(dir: &Path) -> Result<Recovered, RecoveryError> {
+    read(dir, false)
+}
+
+fn read(dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
     let segs = segments(dir)?;
     let mut out = Recovered::default();
     let mut previous: Option<i64> = None;
@@ -119,6 +128,9 @@ pub fn recover(dir: &Path) -> Result<Recovered, RecoveryError> {
                     // so a later crash cannot resurrect it.
                     let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
                     out.truncated_bytes = end - off;
+                    if !repair {
+                        break;
+                    }
                     let mut f = fs::OpenOptions::new()
                         .write(true)
                         .open(&file)

@@ -95,3 +95,45 @@ async fn restart_from_snapshot_plus_log_and_fall_back_past_a_corrupt_one() {
         server.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_dump_and_snapshot_inspect_show_what_was_written() {
+    let mut server = Server::start(&["--snap-count", "20"]);
+    let c = client(&server).await;
+    for i in 0..40 {
+        c.create(&format!("/tool{i}"), b"x", OPEN).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while snapshots(&server).is_empty() {
+        assert!(Instant::now() < deadline, "no snapshot");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c);
+    server.kill();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dir = server.data_dir.to_str().unwrap().to_string();
+    let dump = run(&["log", "dump", &dir, "--json"]);
+    let creates = dump
+        .lines()
+        .filter(|l| l.contains("\"type\":\"create\"") && l.contains("/tool39"))
+        .count();
+    assert_eq!(creates, 1, "{dump}");
+    let human = run(&["log", "dump", &dir]);
+    assert!(human.contains("createSession"));
+    let snap = snapshots(&server).pop().unwrap();
+    let inspect = run(&["snapshot", "inspect", snap.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(inspect.trim()).unwrap();
+    assert!(v["summary"]["znodes"].as_u64().unwrap() >= 20);
+    assert!(run(&["snapshot", "inspect", snap.to_str().unwrap()]).contains("/tool0"));
+}

@@ -17,6 +17,8 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod kafka;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -34,6 +36,9 @@ enum Workload {
     Children,
     /// create then delete a sequential ephemeral node.
     CreateDelete,
+    /// Kafka ZooKeeper-mode metadata: brokers, controller election, topics x
+    /// partitions, then a controller failover (reports the failover time).
+    Kafka,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -73,6 +78,18 @@ struct Args {
     /// Write the JSON summary here.
     #[arg(long)]
     json: Option<String>,
+    /// kafka: topics.
+    #[arg(long, default_value_t = 1000)]
+    topics: usize,
+    /// kafka: partitions per topic.
+    #[arg(long, default_value_t = 100)]
+    partitions: usize,
+    /// kafka: brokers.
+    #[arg(long, default_value_t = 3)]
+    brokers: u32,
+    /// kafka: requests in flight during the failover (Kafka's controller allows 10).
+    #[arg(long, default_value_t = 10)]
+    kafka_inflight: usize,
     /// Worker threads of the client runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -103,7 +120,7 @@ async fn read_frame(
 }
 
 /// Opens a session and returns the stream.
-async fn connect(addr: &str) -> Result<TcpStream> {
+pub(crate) async fn connect(addr: &str) -> Result<TcpStream> {
     let mut s = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connect {addr}"))?;
@@ -169,7 +186,9 @@ fn request(xid: i32, workload: Workload, args: &Args, rng: &mut u64, value: &[u8
             b.put_jute_string(&args.root);
             b.put_jute_bool(false);
         }
-        Workload::CreateDelete | Workload::Mixed => unreachable!("handled by the caller"),
+        Workload::CreateDelete | Workload::Mixed | Workload::Kafka => {
+            unreachable!("handled by the caller")
+        }
     }
     frame(b)
 }
@@ -377,12 +396,53 @@ fn main() -> Result<()> {
     rt.block_on(run(args))
 }
 
+async fn run_kafka(args: &Args, addr: &str) -> Result<()> {
+    let root = if args.root == "/loadgen" {
+        "/kafka"
+    } else {
+        args.root.as_str()
+    };
+    let r = kafka::run(
+        addr,
+        root,
+        args.topics,
+        args.partitions,
+        args.brokers,
+        args.kafka_inflight,
+    )
+    .await?;
+    println!("workload     kafka");
+    println!("servers      {}", args.connect);
+    println!(
+        "partitions   {} ({} topics x {}), {} brokers, {} in flight",
+        r.partitions, args.topics, args.partitions, args.brokers, args.kafka_inflight
+    );
+    println!("setup        {:.2} s", r.setup_s);
+    println!(
+        "failover     {:.3} s (election {:.1} ms, read all states {:.3} s, fenced writes {:.3} s)",
+        r.failover_s, r.election_ms, r.read_s, r.write_s
+    );
+    let json = serde_json::json!({
+        "workload": "kafka", "servers": args.connect, "partitions": r.partitions,
+        "topics": args.topics, "brokers": args.brokers, "inflight": args.kafka_inflight,
+        "setup_s": r.setup_s, "election_ms": r.election_ms, "read_s": r.read_s,
+        "write_s": r.write_s, "failover_s": r.failover_s,
+    });
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&json)?)?;
+    }
+    Ok(())
+}
+
 async fn run(args: Arc<Args>) -> Result<()> {
     let addrs: Vec<String> = args
         .connect
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
+    if args.workload == Workload::Kafka {
+        return run_kafka(&args, &addrs[0]).await;
+    }
     if !matches!(args.workload, Workload::CreateDelete) {
         setup(&args, &addrs[0]).await?;
     } else {

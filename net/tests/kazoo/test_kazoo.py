@@ -16,22 +16,23 @@ from kazoo.security import make_digest_acl
 from servers import four_letter_word
 
 
-@pytest.fixture
-def zk(server):
+def _session(server):
     c = KazooClient(hosts=server.hosts, timeout=10.0)
     c.start(timeout=15)
     yield c
     c.stop()
     c.close()
+
+
+@pytest.fixture
+def zk(server):
+    yield from _session(server)
 
 
 @pytest.fixture
 def other(server):
-    c = KazooClient(hosts=server.hosts, timeout=10.0)
-    c.start(timeout=15)
-    yield c
-    c.stop()
-    c.close()
+    """A second session, for the other side of watches and ephemerals."""
+    yield from _session(server)
 
 
 def unique():

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -170,6 +171,8 @@ pub struct ShardState {
     session_conn: HashMap<SessionId, u64>,
     touched: HashSet<SessionId>,
     submissions: Vec<(Submission, u64)>,
+    /// Connections whose next read waits for this core to catch up.
+    catching_up: Vec<Rc<Conn>>,
 }
 
 pub struct Shard {
@@ -182,6 +185,11 @@ pub struct Shard {
     link: PipelineLink,
     flush_wake: LocalSender<()>,
     next_conn: Cell<u64>,
+    /// The zxid of the last batch the pipeline core made durable, stored
+    /// before the batch is sent to the cores. A read waits while its core's
+    /// view is behind it, so a read never misses a write that was already
+    /// acknowledged to any client (as a standalone ZooKeeper guarantees).
+    committed_zxid: Arc<AtomicI64>,
 }
 
 /// The pipeline core's state: the engine pipeline and the links to the
@@ -338,17 +346,33 @@ impl Shard {
 
     fn enqueue(&self, conn: &Rc<Conn>, q: Queued) {
         conn.queue.borrow_mut().push_back(q);
-        self.drain(conn);
+        self.drain(conn, true);
     }
 
     /// Answers the requests at the front of a session's queue up to the
     /// first write still in flight.
-    fn drain(&self, conn: &Rc<Conn>) {
+    ///
+    /// With `fresh`, a read waits while this core's view is behind the last
+    /// durable batch (`committed_zxid`). Without it (a read queued between
+    /// two writes of one batch, answered from the tree before the second),
+    /// the view given is exactly the one the read must see.
+    fn drain(&self, conn: &Rc<Conn>, fresh: bool) {
         loop {
             let item = {
                 let mut q = conn.queue.borrow_mut();
                 match q.front() {
                     None | Some(Queued::Write { .. }) => return,
+                    Some(Queued::Read { .. })
+                        if fresh
+                            && self.state.borrow().view.last_zxid
+                                < self.committed_zxid.load(Ordering::Acquire) =>
+                    {
+                        let mut st = self.state.borrow_mut();
+                        if !st.catching_up.iter().any(|c| Rc::ptr_eq(c, conn)) {
+                            st.catching_up.push(conn.clone());
+                        }
+                        return;
+                    }
                     _ => q.pop_front().expect("front exists"),
                 }
             };
@@ -453,7 +477,7 @@ impl Shard {
                                 "an entry with reads queued ahead carries the tree before it",
                             );
                             self.state.borrow_mut().view = view;
-                            self.drain(&conn);
+                            self.drain(&conn, false);
                         }
                         let front = conn.queue.borrow_mut().pop_front();
                         match front {
@@ -506,9 +530,13 @@ impl Shard {
         }
         // The view moves to the batch's version; the reads that were
         // waiting behind this batch's writes go now.
-        self.state.borrow_mut().view = batch.tree.clone();
-        for conn in to_drain {
-            self.drain(&conn);
+        let waiting = {
+            let mut st = self.state.borrow_mut();
+            st.view = batch.tree.clone();
+            std::mem::take(&mut st.catching_up)
+        };
+        for conn in to_drain.into_iter().chain(waiting) {
+            self.drain(&conn, true);
         }
     }
 
@@ -1001,6 +1029,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let initial_tree = pipeline.committed_tree().clone();
     let next_zxid = pipeline.last_zxid() + 1;
     let config = Arc::new(config);
+    let committed_zxid = Arc::new(AtomicI64::new(initial_tree.last_zxid));
 
     let mut to_pipeline_tx = Vec::new();
     let mut to_pipeline_rx = Vec::new();
@@ -1021,6 +1050,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     {
         let config = config.clone();
         let tree = initial_tree.clone();
+        let committed_zxid = committed_zxid.clone();
         let log_dir = log_dir.clone();
         let log_dir_for_purge = log_dir.clone();
         let snap_dir = snap_dir.clone();
@@ -1057,7 +1087,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     pipeline: RefCell::new(pipeline),
                     wake: wake_tx,
                 });
-                let shard = new_shard(0, cores, config.clone(), clock, tree, PipelineLink::Local(pcore.clone()));
+                let shard = new_shard(
+                    0,
+                    cores,
+                    config.clone(),
+                    clock,
+                    tree,
+                    PipelineLink::Local(pcore.clone()),
+                    committed_zxid.clone(),
+                );
                 // Connect in the order the other cores do (their sender to
                 // us first), or both sides wait for each other.
                 let mut receivers = Vec::new();
@@ -1121,6 +1159,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         }
                         let sync_us = t_sync.elapsed().as_micros() as u64;
                         let committed = Arc::new(pcore.pipeline.borrow_mut().persisted(batch.entries));
+                        committed_zxid.store(committed.tree.last_zxid, Ordering::Release);
                         snapshots.after_commit(batch.records.len() as u64, &committed.tree, &pcore.pipeline.borrow());
                         for s in &senders {
                             if s.send(committed.clone()).await.is_err() {
@@ -1140,6 +1179,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let core = i + 1;
         let config = config.clone();
         let tree = initial_tree.clone();
+        let committed_zxid = committed_zxid.clone();
         let h = LocalExecutorBuilder::new(Placement::Fixed(core % online))
             .name(&format!("corral-core-{core}"))
             .io_memory(IO_MEMORY_BYTES)
@@ -1153,6 +1193,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     clock,
                     tree,
                     PipelineLink::Remote,
+                    committed_zxid,
                 );
                 spawn_shard_tasks(shard.clone(), Some(tx)).await;
                 while let Some(batch) = rx.recv().await {
@@ -1182,6 +1223,7 @@ fn new_shard(
     clock: Clock,
     tree: DataTree,
     link: PipelineLink,
+    committed_zxid: Arc<AtomicI64>,
 ) -> Rc<Shard> {
     let (flush_tx, flush_rx) = local_channel::new_bounded::<()>(1);
     let shard = Rc::new(Shard {
@@ -1196,11 +1238,13 @@ fn new_shard(
             session_conn: HashMap::new(),
             touched: HashSet::new(),
             submissions: Vec::new(),
+            catching_up: Vec::new(),
         }),
         counters: Counters::default(),
         link,
         flush_wake: flush_tx,
         next_conn: Cell::new(1),
+        committed_zxid,
     });
     FLUSH_RX.with(|f| *f.borrow_mut() = Some(flush_rx));
     shard

@@ -90,3 +90,36 @@ fn reads_between_pipelined_writes_see_exactly_the_writes_before_them() {
         }
     }
 }
+
+/// The story: with sessions on different cores, a session could read a value
+/// older than one another session had already been acknowledged for — its
+/// core had not yet applied the batch. A standalone ZooKeeper never does
+/// that, and clients (and their tests) rely on it. A read now waits while
+/// its core is behind the last durable batch.
+#[test]
+fn a_read_sees_every_write_acknowledged_before_it_on_any_core() {
+    let server = Server::start(&[]);
+    // Several sessions, so that some land on each core.
+    let mut sessions: Vec<TcpStream> = (0..6).map(|_| session(&server)).collect();
+    sessions[0].write_all(&create(1, "/rw")).unwrap();
+    assert_eq!(reply(&mut sessions[0]).1, 0);
+    let n = sessions.len();
+    for i in 0..300i32 {
+        let w = (i as usize) % n;
+        let r = (i as usize * 7 + 3) % n;
+        let value = format!("v{i}");
+        sessions[w]
+            .write_all(&set_data(100 + i, "/rw", value.as_bytes()))
+            .unwrap();
+        let (_, err, _) = reply(&mut sessions[w]);
+        assert_eq!(err, 0);
+        sessions[r].write_all(&get_data(100 + i, "/rw")).unwrap();
+        let (_, err, body) = reply(&mut sessions[r]);
+        assert_eq!(err, 0);
+        assert_eq!(
+            String::from_utf8(data_of(&body)).unwrap(),
+            value,
+            "round {i}"
+        );
+    }
+}

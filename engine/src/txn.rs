@@ -266,3 +266,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// Log records come from disk: decoding arbitrary bytes must fail
+    /// cleanly, never panic or allocate what the bytes claim.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let n = (next() % 96) as usize;
+            let bytes: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let _ = Txn::decode(Bytes::from(bytes));
+        }
+    }
+}

@@ -568,3 +568,82 @@ mod tests {
         );
     }
 }
+
+/// Decoders must never panic on arbitrary bytes: random inputs and random
+/// mutations of valid frames, from a fixed seed (a fuzz smoke that runs in
+/// every `cargo test`).
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn valid_frames() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut b = Vec::new();
+        b.put_jute_i32(1);
+        b.put_jute_i32(opcode::CREATE2);
+        b.put_jute_string("/a/b");
+        b.put_jute_buffer(b"data");
+        b.put_jute_acls(&[engine::Acl::world_all()]);
+        b.put_jute_i32(3);
+        out.push(b);
+        let mut b = Vec::new();
+        b.put_jute_i32(2);
+        b.put_jute_i32(opcode::SET_WATCHES2);
+        b.put_jute_i64(5);
+        for _ in 0..5 {
+            b.put_jute_strings(&["/x", "/y"]);
+        }
+        out.push(b);
+        let mut b = Vec::new();
+        b.put_jute_i32(3);
+        b.put_jute_i32(opcode::MULTI_READ);
+        for _ in 0..3 {
+            b.put_jute_i32(opcode::GET_DATA);
+            b.put_jute_bool(false);
+            b.put_jute_i32(-1);
+            b.put_jute_string("/m");
+            b.put_jute_bool(true);
+        }
+        b.put_jute_i32(-1);
+        b.put_jute_bool(true);
+        b.put_jute_i32(-1);
+        out.push(b);
+        out
+    }
+
+    #[test]
+    fn random_and_mutated_requests_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..20_000 {
+            let n = (rng.next() % 64) as usize;
+            let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let _ = decode_request(Bytes::from(bytes.clone()));
+            let _ = decode_connect(Bytes::from(bytes.clone()));
+            let _ = split_frame(&bytes, 1 << 20);
+        }
+        for frame in valid_frames() {
+            assert!(decode_request(Bytes::from(frame.clone())).is_ok());
+            for _ in 0..20_000 {
+                let mut m = frame.clone();
+                for _ in 0..1 + rng.next() % 4 {
+                    let i = (rng.next() as usize) % m.len();
+                    m[i] = rng.next() as u8;
+                }
+                if rng.next() % 4 == 0 {
+                    m.truncate((rng.next() as usize) % m.len());
+                }
+                let _ = decode_request(Bytes::from(m));
+            }
+        }
+    }
+}

@@ -187,3 +187,25 @@ mod tests {
         assert_eq!(read_record(&[0u8; 32]), RecordRead::End);
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let n = (next() % 128) as usize;
+            let bytes: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let _ = read_record(&bytes);
+            let _ = decode_header(&bytes);
+        }
+    }
+}

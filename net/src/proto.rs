@@ -639,7 +639,7 @@ mod robustness {
                     let i = (rng.next() as usize) % m.len();
                     m[i] = rng.next() as u8;
                 }
-                if rng.next() % 4 == 0 {
+                if rng.next().is_multiple_of(4) {
                     m.truncate((rng.next() as usize) % m.len());
                 }
                 let _ = decode_request(Bytes::from(m));

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,6 +83,25 @@ impl Clock {
 enum ToPipeline {
     Submit(Vec<(Submission, u64)>),
     Touch(Vec<SessionId>),
+}
+
+/// Set by SIGTERM/SIGINT; the pipeline core notices and stops cleanly.
+static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set once shutdown has begun: cores refuse new connections.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    SHUTDOWN_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    let handler = on_terminate as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
 }
 
 /// Server-wide counters read by the four-letter words.
@@ -961,6 +980,7 @@ impl GroupCommitStats {
 /// Starts the server and blocks until it stops.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let clock = Clock::new();
+    install_signal_handlers();
     std::fs::create_dir_all(&config.data_dir)?;
     let log_dir = config.log_dir();
     std::fs::create_dir_all(&log_dir)?;
@@ -1122,6 +1142,32 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                                 }
                             }
                         }
+                    })
+                    .detach();
+                }
+                // SIGTERM: stop accepting, let in-flight requests finish
+                // (their records are durable once committed), then exit.
+                {
+                    let pcore = pcore.clone();
+                    glommio::spawn_local(async move {
+                        while !SHUTDOWN_REQUESTED.load(Ordering::SeqCst) {
+                            glommio::timer::sleep(Duration::from_millis(20)).await;
+                        }
+                        STOPPING.store(true, Ordering::SeqCst);
+                        info!("termination requested: no new connections, finishing in-flight requests");
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        while pcore.pipeline.borrow().outstanding() > 0 && Instant::now() < deadline {
+                            glommio::timer::sleep(Duration::from_millis(10)).await;
+                        }
+                        // Give the cores a moment to write the last replies.
+                        glommio::timer::sleep(Duration::from_millis(100)).await;
+                        let left = pcore.pipeline.borrow().outstanding();
+                        if left == 0 {
+                            info!(zxid = format_args!("0x{:x}", pcore.pipeline.borrow().last_zxid()), "stopped cleanly");
+                            std::process::exit(0);
+                        }
+                        warn!(outstanding = left, "stopping with requests still in flight (none of them was acknowledged)");
+                        std::process::exit(1);
                     })
                     .detach();
                 }
@@ -1325,6 +1371,10 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
         loop {
             match listener.accept().await {
                 Ok(stream) => {
+                    if STOPPING.load(Ordering::Relaxed) {
+                        drop(stream);
+                        continue;
+                    }
                     // ZooKeeper's maxClientCnxns limits connections per client
                     // IP; corral applies it per core.
                     if let (Ok(peer), true) = (stream.peer_addr(), shard.config.max_client_cnxns > 0) {

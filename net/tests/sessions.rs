@@ -256,3 +256,36 @@ fn a_client_that_has_seen_a_newer_zxid_is_refused() {
         server.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_cleanly_and_loses_nothing() {
+    let mut server = Server::start(&[]);
+    let c = client(&server).await;
+    for i in 0..20 {
+        c.create(
+            &format!("/term{i}"),
+            b"x",
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    }
+    drop(c);
+    let pid = server.pid() as i32;
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.log().contains("stopped cleanly"), "{}", server.log());
+    server.restart();
+    let c = client(&server).await;
+    assert_eq!(c.get_data("/term19").await.unwrap().0, b"x");
+}

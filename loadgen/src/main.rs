@@ -36,6 +36,10 @@ enum Workload {
     Children,
     /// create then delete a sequential ephemeral node.
     CreateDelete,
+    /// multi of --multi-ops setData of random keys.
+    Multi,
+    /// connect, create an ephemeral node, close the session.
+    SessionChurn,
     /// Kafka ZooKeeper-mode metadata: brokers, controller election, topics x
     /// partitions, then a controller failover (reports the failover time).
     Kafka,
@@ -78,6 +82,14 @@ struct Args {
     /// Write the JSON summary here.
     #[arg(long)]
     json: Option<String>,
+    /// Open loop: total requests per second over all sessions, each
+    /// latency measured from when the request was due, not when it could be
+    /// sent (corrected for coordinated omission). Without it: closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// multi: operations per multi.
+    #[arg(long, default_value_t = 4)]
+    multi_ops: usize,
     /// kafka: topics.
     #[arg(long, default_value_t = 1000)]
     topics: usize,
@@ -186,7 +198,25 @@ fn request(xid: i32, workload: Workload, args: &Args, rng: &mut u64, value: &[u8
             b.put_jute_string(&args.root);
             b.put_jute_bool(false);
         }
-        Workload::CreateDelete | Workload::Mixed | Workload::Kafka => {
+        Workload::Multi => {
+            b.put_jute_i32(opcode::MULTI);
+            for i in 0..args.multi_ops {
+                let k = key(
+                    &args.root,
+                    ((r >> 8).wrapping_add(i as u64 * 7919) % args.keys as u64) as usize,
+                );
+                b.put_jute_i32(opcode::SET_DATA);
+                b.put_jute_bool(false);
+                b.put_jute_i32(-1);
+                b.put_jute_string(&k);
+                b.put_jute_buffer(value);
+                b.put_jute_i32(-1);
+            }
+            b.put_jute_i32(-1);
+            b.put_jute_bool(true);
+            b.put_jute_i32(-1);
+        }
+        Workload::CreateDelete | Workload::Mixed | Workload::Kafka | Workload::SessionChurn => {
             unreachable!("handled by the caller")
         }
     }
@@ -378,6 +408,159 @@ async fn session(
     Ok((hist, ops, errors))
 }
 
+type SessionResult = (Histogram<u64>, u64, std::collections::BTreeMap<i32, u64>);
+
+/// One request of a workload (create-delete alternates by xid).
+fn next_request(args: &Args, xid: i32, own: &str, rng: &mut u64, value: &[u8]) -> Vec<u8> {
+    match args.workload {
+        Workload::CreateDelete => {
+            if xid % 2 == 1 {
+                create_request(xid, &format!("{own}{}", xid / 2), value, 1)
+            } else {
+                delete_request(xid, &format!("{own}{}", (xid - 1) / 2))
+            }
+        }
+        w => request(xid, w, args, rng, value),
+    }
+}
+
+/// Open loop: a writer sends on a fixed schedule (waiting for a free slot
+/// when `inflight` are outstanding, without moving the schedule), a reader
+/// records each latency from the time the request was due.
+async fn session_open_loop(
+    args: Arc<Args>,
+    addr: String,
+    id: usize,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Totals>,
+    rate_per_session: f64,
+) -> Result<SessionResult> {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    let s = connect(&addr).await?;
+    let (rd, mut wr) = s.into_split();
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
+    let pending: Arc<Mutex<VecDeque<(i32, Instant, bool)>>> = Default::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.inflight.max(1)));
+    let writer_done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (pending, slots, writer_done, totals) = (
+            pending.clone(),
+            slots.clone(),
+            writer_done.clone(),
+            totals.clone(),
+        );
+        tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut errors = std::collections::BTreeMap::new();
+            let mut ops = 0u64;
+            let mut buf = Vec::new();
+            loop {
+                let f = read_frame(&mut rd, &mut buf).await?;
+                let mut r = Reader::new(f);
+                let rxid = r.i32()?;
+                let _ = r.i64()?;
+                let err = r.i32()?;
+                if rxid == -2 {
+                    // The ping the writer sends last: everything is answered.
+                    if writer_done.load(Ordering::Acquire) {
+                        break;
+                    }
+                    continue;
+                }
+                if rxid < 0 {
+                    continue;
+                }
+                let (sxid, due, measured) = pending
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .context("reply without request")?;
+                if sxid != rxid {
+                    bail!("reply xid {rxid} out of order, expected {sxid}");
+                }
+                slots.add_permits(1);
+                if measured {
+                    hist.record((due.elapsed().as_micros().max(1) as u64).min(60_000_000))?;
+                    ops += 1;
+                    totals.ops.fetch_add(1, Ordering::Relaxed);
+                    if err != 0 {
+                        *errors.entry(err).or_insert(0) += 1;
+                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((hist, ops, errors))
+        })
+    };
+    let value = vec![b'x'; args.value_size];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9) | 1;
+    let own = format!("{}/s{id}-", args.root);
+    let interval = Duration::from_secs_f64(1.0 / rate_per_session.max(1e-3));
+    let mut due = tokio::time::Instant::now();
+    let mut xid: i32 = 1;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(due).await;
+        slots.acquire().await?.forget();
+        let req = next_request(&args, xid, &own, &mut rng, &value);
+        pending
+            .lock()
+            .unwrap()
+            .push_back((xid, due.into_std(), measuring.load(Ordering::Relaxed)));
+        wr.write_all(&req).await?;
+        xid = xid.wrapping_add(1).max(1);
+        due += interval;
+    }
+    writer_done.store(true, Ordering::Release);
+    // A final ping: replies come in order, so its reply (xid -2) tells the
+    // reader that everything sent has been answered.
+    let mut ping = Vec::new();
+    ping.put_jute_i32(-2);
+    ping.put_jute_i32(opcode::PING);
+    wr.write_all(&frame(ping)).await?;
+    reader.await?
+}
+
+/// session-churn: connect, create an ephemeral node, close; one op each.
+async fn session_churn(
+    args: Arc<Args>,
+    addr: String,
+    id: usize,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Totals>,
+) -> Result<SessionResult> {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut errors = std::collections::BTreeMap::new();
+    let mut ops = 0u64;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        let measured = measuring.load(Ordering::Relaxed);
+        let mut s = kafka::Session::open(&addr).await?;
+        let mut b = Vec::new();
+        b.put_jute_i32(opcode::CREATE);
+        b.put_jute_string(&format!("{}/churn-{id}-{n}", args.root));
+        b.put_jute_buffer(b"");
+        b.put_jute_acls(&[engine::Acl::world_all()]);
+        b.put_jute_i32(1);
+        let err = s.one(b).await?.err;
+        s.close().await?;
+        n += 1;
+        if measured {
+            hist.record((t0.elapsed().as_micros().max(1) as u64).min(60_000_000))?;
+            ops += 1;
+            totals.ops.fetch_add(1, Ordering::Relaxed);
+            if err != 0 {
+                *errors.entry(err).or_insert(0) += 1;
+                totals.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok((hist, ops, errors))
+}
+
 fn cpu_seconds() -> f64 {
     // utime + stime of this process, from /proc (Linux).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -459,14 +642,25 @@ async fn run(args: Arc<Args>) -> Result<()> {
     let mut tasks = Vec::new();
     for i in 0..args.clients {
         let addr = addrs[i % addrs.len()].clone();
-        tasks.push(tokio::spawn(session(
+        let (a, m, st, t) = (
             args.clone(),
-            addr,
-            i,
             measuring.clone(),
             stop.clone(),
             totals.clone(),
-        )));
+        );
+        tasks.push(match (args.workload, args.rate) {
+            (Workload::SessionChurn, _) => tokio::spawn(session_churn(a, addr, i, m, st, t)),
+            (_, Some(rate)) => tokio::spawn(session_open_loop(
+                a,
+                addr,
+                i,
+                m,
+                st,
+                t,
+                rate / args.clients as f64,
+            )),
+            (_, None) => tokio::spawn(session(a, addr, i, m, st, t)),
+        });
     }
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     measuring.store(true, Ordering::Relaxed);

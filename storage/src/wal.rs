@@ -118,6 +118,9 @@ async fn create_spare(dir: PathBuf, len: usize) -> Result<PathBuf, WalError> {
             .await
             .map_err(|e| glommio_err(&tmp, e))?;
         offset += n;
+        // Pace the zero-fill so the log's own writes do not queue behind a
+        // long run of 1 MiB writes on the device.
+        glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
     }
     file.fdatasync().await.map_err(|e| glommio_err(&tmp, e))?;
     let _ = file.close().await;

@@ -221,7 +221,11 @@ fn get_children(
     if watch {
         watches.add_child(p, ctx.session);
     }
-    let children = node.children.iter().map(|c| c.to_string()).collect();
+    let children = node
+        .children
+        .iter()
+        .map(|c| path::name(c).to_string())
+        .collect();
     Ok((children, node.stat()))
 }
 

@@ -169,6 +169,7 @@ pub struct Pipeline {
     queued: VecDeque<Pending>,
     in_flight: VecDeque<Pending>,
     next_container_check_ms: u64,
+    batches_since_rebase: u32,
 }
 
 impl Pipeline {
@@ -182,6 +183,7 @@ impl Pipeline {
             queued: VecDeque::new(),
             in_flight: VecDeque::new(),
             next_container_check_ms: now_ms + config.container_check_interval_ms,
+            batches_since_rebase: 0,
             config,
         }
     }
@@ -495,10 +497,40 @@ impl Pipeline {
                 }),
             }
         }
+        self.rebase_prepared();
         CommittedBatch {
             entries: out,
             tree: self.committed.clone(),
         }
+    }
+
+    /// The prepared tree is the committed tree plus the outstanding
+    /// transactions, but applying each transaction to both trees gives each
+    /// its own copy of every node it touches. When little is outstanding,
+    /// rebuild the prepared tree as a clone of the committed one (sharing
+    /// every node) plus the outstanding transactions, so memory does not
+    /// creep towards two full trees under sustained writes.
+    fn rebase_prepared(&mut self) {
+        const OUTSTANDING_FOR_REBASE_MAX: usize = 64;
+        self.batches_since_rebase += 1;
+        let outstanding = self.queued.len() + self.in_flight.len();
+        if outstanding > 0
+            && (outstanding > OUTSTANDING_FOR_REBASE_MAX || self.batches_since_rebase < 64)
+        {
+            return;
+        }
+        self.batches_since_rebase = 0;
+        let mut prepared = self.committed.clone();
+        for p in self.in_flight.iter().chain(self.queued.iter()) {
+            if let PendingKind::Txn(txn) = &p.kind {
+                apply::apply(&mut prepared, txn);
+            }
+        }
+        debug_assert_eq!(
+            prepared.last_zxid,
+            self.last_prepared.0.max(self.committed.last_zxid)
+        );
+        self.prepared = prepared;
     }
 }
 

@@ -52,6 +52,13 @@ fn is_special(p: &str) -> bool {
     matches!(p, "/" | ZOOKEEPER_PATH | QUOTA_PATH | CONFIG_PATH)
 }
 
+/// The data of a request is a slice of the whole request frame; the tree
+/// keeps its own copy so that it does not hold the frame (path, ACL and
+/// all) alive for as long as the node lives.
+fn compact(data: &Option<bytes::Bytes>) -> Option<bytes::Bytes> {
+    data.as_ref().map(|d| bytes::Bytes::copy_from_slice(d))
+}
+
 /// Prepares one op against `tree` (which is not modified).
 pub fn prepare_op(ctx: &PrepContext, tree: &DataTree, op: &WriteOp) -> Result<TxnBody, ErrorCode> {
     match op {
@@ -114,7 +121,7 @@ pub fn prepare_op(ctx: &PrepContext, tree: &DataTree, op: &WriteOp) -> Result<Tx
             Ok(TxnBody::Create {
                 opcode: *code,
                 path: full,
-                data: data.clone(),
+                data: compact(data),
                 acl,
                 ephemeral_owner,
                 parent_cversion: parent.cversion + 1,
@@ -161,7 +168,7 @@ pub fn prepare_op(ctx: &PrepContext, tree: &DataTree, op: &WriteOp) -> Result<Tx
             let version = check_version(node.version, *version)?;
             Ok(TxnBody::SetData {
                 path: p.clone(),
-                data: data.clone(),
+                data: compact(data),
                 version,
             })
         }

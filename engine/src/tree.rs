@@ -29,6 +29,9 @@ pub struct Node {
     pub cversion: i32,
     pub aversion: i32,
     pub ephemeral_owner: i64,
+    /// Children by full path: the very `Arc<str>` that keys the child in
+    /// the tree, so a name is not stored twice (the name is the part after
+    /// the last slash; order by full path is order by name among siblings).
     pub children: OrdSet<Arc<str>>,
 }
 
@@ -170,10 +173,10 @@ impl DataTree {
         let all = t.intern_acl(&all);
         let read_only = t.intern_acl(&read_only);
         let mut root = Node::empty(all.clone());
-        root.children.insert(Arc::from("zookeeper"));
+        root.children.insert(Arc::from(ZOOKEEPER_PATH));
         let mut zk = Node::empty(all.clone());
-        zk.children.insert(Arc::from("quota"));
-        zk.children.insert(Arc::from("config"));
+        zk.children.insert(Arc::from(QUOTA_PATH));
+        zk.children.insert(Arc::from(CONFIG_PATH));
         t.insert_raw("/", root);
         t.insert_raw(ZOOKEEPER_PATH, zk);
         t.insert_raw(QUOTA_PATH, Node::empty(all));
@@ -198,19 +201,20 @@ impl DataTree {
             extended_types,
             acls: HashMap::new(),
         };
-        let mut children: std::collections::HashMap<String, Vec<Arc<str>>> = Default::default();
-        for (p, _) in &nodes {
-            if p != "/" {
-                children
-                    .entry(path::parent(p).to_string())
-                    .or_default()
-                    .push(Arc::from(path::name(p)));
+        let keys: Vec<Arc<str>> = nodes.iter().map(|(p, _)| Arc::from(p.as_str())).collect();
+        let mut children: std::collections::HashMap<&str, Vec<Arc<str>>> = Default::default();
+        for k in &keys {
+            if &**k != "/" {
+                children.entry(path::parent(k)).or_default().push(k.clone());
             }
         }
-        for (p, mut node) in nodes {
-            node.children = children.remove(&p).map(OrdSet::from).unwrap_or_default();
+        for ((p, mut node), key) in nodes.into_iter().zip(keys.iter()) {
+            node.children = children
+                .remove(p.as_str())
+                .map(OrdSet::from)
+                .unwrap_or_default();
             node.acl = t.intern_acl(&node.acl);
-            let key: Arc<str> = Arc::from(p.as_str());
+            let key = key.clone();
             match EphemeralKind::of(node.ephemeral_owner, extended_types) {
                 EphemeralKind::Normal(session) => {
                     t.ephemerals.entry(session).or_default().insert(key.clone());
@@ -301,11 +305,11 @@ impl DataTree {
             return 0;
         };
         let mut count = 0;
-        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
+        let mut stack: Vec<Arc<str>> = node.children.iter().cloned().collect();
         while let Some(p) = stack.pop() {
             count += 1;
             if let Some(n) = self.get(&p) {
-                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+                stack.extend(n.children.iter().cloned());
             }
         }
         count
@@ -325,7 +329,7 @@ impl DataTree {
         time: i64,
     ) -> Result<Stat, ErrorCode> {
         let parent_path = path::parent(path);
-        let name: Arc<str> = Arc::from(path::name(path));
+        let key: Arc<str> = Arc::from(path);
         if self.nodes.contains_key(path) {
             return Err(ErrorCode::NodeExists);
         }
@@ -333,7 +337,7 @@ impl DataTree {
             return Err(ErrorCode::NoNode);
         };
         let parent = Arc::make_mut(parent);
-        parent.children.insert(name);
+        parent.children.insert(key.clone());
         // Matches ZooKeeper's DataTree.createNode: the parent takes the
         // cversion the prep stage computed (-1 means "current + 1").
         let cversion = if parent_cversion == -1 {
@@ -358,7 +362,6 @@ impl DataTree {
             children: OrdSet::new(),
         };
         let stat = node.stat();
-        let key: Arc<str> = Arc::from(path);
         match EphemeralKind::of(ephemeral_owner, self.extended_types) {
             EphemeralKind::Normal(session) => {
                 self.ephemerals
@@ -405,7 +408,7 @@ impl DataTree {
         let parent_path = path::parent(path);
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             let parent = Arc::make_mut(parent);
-            parent.children.remove(path::name(path));
+            parent.children.remove(path);
             // Matches ZooKeeper's DataTree.deleteNode: pzxid only moves
             // forward; cversion is not touched by a delete.
             if zxid > parent.pzxid {

@@ -1019,6 +1019,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         count += 1;
     }
     pipeline.finish_recovery(clock.now_ms());
+    // Recovery built the tree through large temporary buffers; hand their
+    // pages back to the OS instead of keeping them in the allocator.
+    // SAFETY: mi_collect only walks the allocator's own free lists.
+    unsafe { libmimalloc_sys::mi_collect(true) };
     if recovered.truncated_bytes > 0 {
         warn!(
             bytes = recovered.truncated_bytes,

@@ -9,11 +9,13 @@
 //! # Layout
 //! - `format` — the byte layout of segments and records; pure encode/decode.
 //! - `recovery` — reads a log directory back, truncating a torn tail.
+//! - `segment` — the aligned write cursor, and the fault-injecting disk of the model test.
 //! - `wal` — the glommio writer with group commit.
 //! - `snapshot` — rkyv snapshots read through a memory map, and retention.
 
 pub mod format;
 pub mod recovery;
+pub mod segment;
 pub mod snapshot;
 pub mod wal;
 

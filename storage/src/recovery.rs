@@ -40,6 +40,57 @@ pub enum RecoveryError {
     },
 }
 
+/// Why parsing a segment stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// A zero length: the end of the written log.
+    End,
+    /// A record cut short or failing its checksum.
+    Invalid(&'static str),
+    /// A record whose zxid does not follow the previous one.
+    Gap { zxid: i64, previous: i64 },
+}
+
+/// The records of one segment's bytes (after its header) up to where
+/// parsing stopped, and the offset of that point.
+#[derive(Debug)]
+pub struct Parsed {
+    pub records: Vec<(i64, Vec<u8>)>,
+    pub end: usize,
+    pub stop: Stop,
+}
+
+/// Parses a whole segment image (header included) without touching any
+/// file: the part of recovery that the model test drives directly.
+pub fn parse_segment(bytes: &[u8], mut previous: Option<i64>) -> Parsed {
+    let mut records = Vec::new();
+    let mut off = HEADER_LEN;
+    let stop = loop {
+        if off >= bytes.len() {
+            break Stop::End;
+        }
+        match format::read_record(&bytes[off..]) {
+            RecordRead::End => break Stop::End,
+            RecordRead::Invalid(what) => break Stop::Invalid(what),
+            RecordRead::Record { zxid, payload, len } => {
+                if let Some(p) = previous {
+                    if zxid != p + 1 {
+                        break Stop::Gap { zxid, previous: p };
+                    }
+                }
+                previous = Some(zxid);
+                records.push((zxid, payload.to_vec()));
+                off += len;
+            }
+        }
+    };
+    Parsed {
+        records,
+        end: off,
+        stop,
+    }
+}
+
 /// What was found: the records in order and where to continue writing.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -97,55 +148,47 @@ fn read(dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
                 what: format!("header says first zxid {header_first:#x}"),
             });
         }
-        let mut off = HEADER_LEN;
-        loop {
-            match format::read_record(&bytes[off..]) {
-                RecordRead::End => break,
-                RecordRead::Record { zxid, payload, len } => {
-                    if let Some(p) = previous {
-                        if zxid != p + 1 {
-                            return Err(RecoveryError::Gap {
-                                file,
-                                offset: off,
-                                zxid,
-                                previous: p,
-                            });
-                        }
-                    }
-                    previous = Some(zxid);
-                    out.records.push((zxid, payload.to_vec()));
-                    off += len;
+        let parsed = parse_segment(&bytes, previous);
+        for (zxid, payload) in parsed.records {
+            previous = Some(zxid);
+            out.records.push((zxid, payload));
+        }
+        let off = parsed.end;
+        match parsed.stop {
+            Stop::End => {}
+            Stop::Gap { zxid, previous } => {
+                return Err(RecoveryError::Gap {
+                    file,
+                    offset: off,
+                    zxid,
+                    previous,
+                })
+            }
+            Stop::Invalid(what) => {
+                if !last_segment {
+                    return Err(RecoveryError::Record {
+                        file,
+                        offset: off,
+                        what: what.to_string(),
+                    });
                 }
-                RecordRead::Invalid(what) => {
-                    if !last_segment {
-                        return Err(RecoveryError::Record {
-                            file,
-                            offset: off,
-                            what: what.to_string(),
-                        });
-                    }
-                    // A torn tail: zero everything after the last good record
-                    // so a later crash cannot resurrect it.
-                    let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
-                    out.truncated_bytes = end - off;
-                    if !repair {
-                        break;
-                    }
-                    let mut f = fs::OpenOptions::new()
+                // A torn tail: zero everything after the last good record
+                // so a later crash cannot resurrect it.
+                let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
+                out.truncated_bytes = end.saturating_sub(off);
+                if repair && end > off {
+                    fs::OpenOptions::new()
                         .write(true)
                         .open(&file)
                         .and_then(|mut f| {
                             f.seek(SeekFrom::Start(off as u64))?;
                             f.write_all(&vec![0u8; end - off])?;
-                            f.sync_data()?;
-                            Ok(f)
+                            f.sync_data()
                         })
                         .map_err(|source| RecoveryError::Io {
                             dir: file.clone(),
                             source,
                         })?;
-                    let _ = f.flush();
-                    break;
                 }
             }
         }

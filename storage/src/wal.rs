@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use glommio::io::{DmaFile, OpenOptions};
 
 use crate::format::{self, BLOCK, HEADER_LEN};
+use crate::segment::SegmentCursor;
 
 #[derive(Clone, Debug)]
 pub struct WalConfig {
@@ -45,10 +46,8 @@ pub struct Wal {
     file: DmaFile,
     path: PathBuf,
     segment_len: usize,
-    /// First free byte of the segment.
-    pos: usize,
-    /// Contents of the block containing `pos`, up to `pos`.
-    tail: Vec<u8>,
+    /// Where the next append goes (shared with the model test).
+    cursor: SegmentCursor,
     failed: bool,
     spare: Option<SpareTask>,
 }
@@ -195,8 +194,7 @@ impl Wal {
             file,
             path,
             segment_len,
-            pos,
-            tail: tail_bytes,
+            cursor: SegmentCursor::new(pos, tail_bytes),
             failed: false,
             // Started by the first append, after the startup probe, so the
             // probe measures the disk alone.
@@ -250,8 +248,7 @@ impl Wal {
         let _ = old.close().await;
         self.segment_len = fs::metadata(&path).map_err(io_err(&path))?.len() as usize;
         self.path = path;
-        self.pos = HEADER_LEN;
-        self.tail.clear();
+        self.cursor = SegmentCursor::new(HEADER_LEN, Vec::new());
         self.spare = Some(start_spare(
             self.config.dir.clone(),
             self.segment_len_for(0),
@@ -260,25 +257,18 @@ impl Wal {
     }
 
     async fn write_and_sync(&mut self, bytes: &[u8]) -> Result<(), WalError> {
-        let block_start = self.pos / BLOCK * BLOCK;
-        let total = self.tail.len() + bytes.len();
-        let padded = total.div_ceil(BLOCK) * BLOCK;
-        let mut buf = self.file.alloc_dma_buffer(padded);
-        {
-            let b = buf.as_bytes_mut();
-            b[..self.tail.len()].copy_from_slice(&self.tail);
-            b[self.tail.len()..total].copy_from_slice(bytes);
-            b[total..].fill(0);
-        }
+        let (offset, len) = self.cursor.write_for(bytes);
+        let mut buf = self.file.alloc_dma_buffer(len);
+        self.cursor.fill(bytes, buf.as_bytes_mut());
         let written = self
             .file
-            .write_at(buf, block_start as u64)
+            .write_at(buf, offset as u64)
             .await
             .map_err(|e| glommio_err(&self.path, e))?;
-        if written != padded {
+        if written != len {
             return Err(WalError::Io {
                 file: self.path.clone(),
-                source: std::io::Error::other(format!("short write: {written} of {padded} bytes")),
+                source: std::io::Error::other(format!("short write: {written} of {len} bytes")),
             });
         }
         if self.config.force_sync {
@@ -287,21 +277,7 @@ impl Wal {
                 .await
                 .map_err(|e| glommio_err(&self.path, e))?;
         }
-        let new_pos = self.pos + bytes.len();
-        let new_block = new_pos / BLOCK * BLOCK;
-        let mut tail = Vec::with_capacity(BLOCK);
-        // The bytes of the new last block, from what we just wrote.
-        let from = new_block - block_start;
-        let all_len = self.tail.len();
-        if from < all_len {
-            tail.extend_from_slice(&self.tail[from..]);
-            tail.extend_from_slice(bytes);
-        } else {
-            tail.extend_from_slice(&bytes[from - all_len..]);
-        }
-        tail.truncate(new_pos - new_block);
-        self.tail = tail;
-        self.pos = new_pos;
+        self.cursor.advance(bytes);
         Ok(())
     }
 
@@ -326,7 +302,7 @@ impl Wal {
             ));
         }
         let result = async {
-            if self.pos + bytes.len() > self.segment_len {
+            if self.cursor.pos() + bytes.len() > self.segment_len {
                 let t = Instant::now();
                 self.roll(records[0].0, bytes.len()).await?;
                 tracing::debug!(

@@ -289,3 +289,22 @@ async fn sigterm_stops_cleanly_and_loses_nothing() {
     let c = client(&server).await;
     assert_eq!(c.get_data("/term19").await.unwrap().0, b"x");
 }
+
+#[test]
+fn the_packaged_example_zoo_cfg_is_valid() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/zoo.cfg.example");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["server", "--check-config", "--zoo-cfg", cfg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("unknown zoo.cfg key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -19,14 +19,14 @@ OP = dict(notification=0, create=1, delete=2, exists=3, getData=4, setData=5, ge
 
 ERR = {0: "OK", -1: "SystemError", -2: "RuntimeInconsistency", -3: "DataInconsistency",
        -4: "ConnectionLoss", -5: "MarshallingError", -6: "Unimplemented",
-       -7: "OperationTimeout", -8: "BadArguments", -13: "NewConfigNoQuorum",
-       -14: "ReconfigInProgress", -15: "UnknownSession", -100: "APIError", -101: "NoNode",
-       -102: "NoAuth", -103: "BadVersion", -108: "NoChildrenForEphemerals",
+       -7: "OperationTimeout", -8: "BadArguments", -12: "UnknownSession",
+       -13: "NewConfigNoQuorum", -14: "ReconfigInProgress", -100: "APIError",
+       -101: "NoNode", -102: "NoAuth", -103: "BadVersion", -108: "NoChildrenForEphemerals",
        -110: "NodeExists", -111: "NotEmpty", -112: "SessionExpired",
        -113: "InvalidCallback", -114: "InvalidACL", -115: "AuthFailed",
        -118: "SessionMoved", -119: "NotReadOnly", -120: "EphemeralOnLocalSession",
-       -121: "NoWatcher", -122: "ReconfigDisabled", -123: "SessionClosedRequireSasl",
-       -124: "QuotaExceeded", -125: "Throttled"}
+       -121: "NoWatcher", -122: "RequestTimeout", -123: "ReconfigDisabled",
+       -124: "SessionClosedRequireAuth", -125: "QuotaExceeded", -127: "Throttled"}
 
 ReplyHeader = namedtuple("ReplyHeader", "xid zxid err")
 Stat = namedtuple("Stat", "czxid mzxid ctime mtime version cversion aversion "

@@ -18,8 +18,10 @@ Environment hooks, so one suite runs against either server:
                 pytest fixture (conftest.py) starts.
   CORRAL_BIN    path of the corral binary.
   CORRAL_EXTRA  extra corral arguments (shell-split). Default:
-                `--four-letter-words * --extended-types`, which matches what
-                ZooKeeperServer configures (all 4lw allowed, TTL nodes on).
+                `--four-letter-words * --extended-types
+                --container-check-interval 500`, which matches what
+                ZooKeeperServer configures (all 4lw allowed, TTL nodes on,
+                containers and expired TTL nodes reaped every 500 ms).
   ZK_EXTRA      extra zoo.cfg lines for ZooKeeper, separated by ';'
                 (e.g. `ZK_EXTRA='maxClientCnxns=10;jute.maxbuffer=2000'`).
   ZK_JVM_EXTRA  extra JVM arguments for ZooKeeper (shell-split), e.g.
@@ -41,7 +43,10 @@ DEFAULT_CORRAL_BIN = os.path.join(REPO, "target", "debug", "corral")
 JAVA_DIR = "/usr/share/java"
 ZK_JAR = os.path.join(JAVA_DIR, "zookeeper.jar")
 ZK_LOG_JARS = [os.path.join(JAVA_DIR, "slf4j-log4j12.jar"), os.path.join(JAVA_DIR, "log4j-1.2.jar")]
-DEFAULT_CORRAL_EXTRA = "--four-letter-words * --extended-types"
+# Match what ZooKeeperServer configures: every 4lw allowed, TTL nodes on, and
+# empty containers / expired TTL nodes reaped every 500 ms (ZooKeeper: 60 s).
+CONTAINER_CHECK_MS = 500
+DEFAULT_CORRAL_EXTRA = f"--four-letter-words * --extended-types --container-check-interval {CONTAINER_CHECK_MS}"
 
 
 def corral_bin():
@@ -205,6 +210,7 @@ class ZooKeeperServer(BaseServer):
         cmd = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                f"-Dlog4j.configuration=file:{l4j}",
                f"-Dzookeeper.extendedTypesEnabled={'true' if self.extended_types else 'false'}",
+               f"-Dznode.container.checkIntervalMs={CONTAINER_CHECK_MS}",
                *self.jvm_args,
                "-cp", self.classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
@@ -216,11 +222,13 @@ class CorralServer(BaseServer):
 
     kind = "corral"
 
-    def __init__(self, extra_args=None):
+    def __init__(self, extra_args=None, extended_types=True):
         super().__init__()
         self.bin = corral_bin()
         self.extra_args = shlex.split(os.environ.get("CORRAL_EXTRA", DEFAULT_CORRAL_EXTRA))
         self.extra_args += list(extra_args or [])
+        if not extended_types:
+            self.extra_args = [a for a in self.extra_args if a != "--extended-types"]
         self.ttl = "--extended-types" in self.extra_args
 
     @staticmethod

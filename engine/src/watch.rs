@@ -26,10 +26,13 @@ pub struct WatchManager {
     child: Table,
     persistent: Table,
     recursive: Table,
+    /// Number of (path, session, kind) registrations, kept exact so the
+    /// four-letter words can report it without walking the tables.
+    count: usize,
 }
 
-fn add(t: &mut Table, p: &str, s: SessionId) {
-    t.entry(p.to_string()).or_default().insert(s);
+fn add(t: &mut Table, p: &str, s: SessionId) -> bool {
+    t.entry(p.to_string()).or_default().insert(s)
 }
 
 fn remove(t: &mut Table, p: &str, s: SessionId) -> bool {
@@ -49,18 +52,24 @@ fn contains(t: &Table, p: &str, s: SessionId) -> bool {
 
 impl WatchManager {
     pub fn add_data(&mut self, p: &str, s: SessionId) {
-        add(&mut self.data, p, s);
+        self.count += add(&mut self.data, p, s) as usize;
     }
 
     pub fn add_child(&mut self, p: &str, s: SessionId) {
-        add(&mut self.child, p, s);
+        self.count += add(&mut self.child, p, s) as usize;
     }
 
     pub fn add_persistent(&mut self, p: &str, mode: AddWatchMode, s: SessionId) {
-        match mode {
+        let added = match mode {
             AddWatchMode::Persistent => add(&mut self.persistent, p, s),
             AddWatchMode::PersistentRecursive => add(&mut self.recursive, p, s),
-        }
+        };
+        self.count += added as usize;
+    }
+
+    /// Number of watch registrations on this core.
+    pub fn count(&self) -> usize {
+        self.count
     }
 
     /// checkWatches: does the session hold a watch of this kind here?
@@ -103,11 +112,20 @@ impl WatchManager {
             WatcherType::Persistent => removed |= remove(&mut self.persistent, p, s),
             WatcherType::PersistentRecursive => removed |= remove(&mut self.recursive, p, s),
         }
+        self.recount();
         removed
+    }
+
+    fn recount(&mut self) {
+        self.count = [&self.data, &self.child, &self.persistent, &self.recursive]
+            .iter()
+            .map(|t| t.values().map(|set| set.len()).sum::<usize>())
+            .sum();
     }
 
     /// Drops every watch of a session that closed or moved away.
     pub fn remove_session(&mut self, s: SessionId) {
+        let mut removed = 0;
         for t in [
             &mut self.data,
             &mut self.child,
@@ -115,10 +133,11 @@ impl WatchManager {
             &mut self.recursive,
         ] {
             t.retain(|_, set| {
-                set.remove(&s);
+                removed += set.remove(&s) as usize;
                 !set.is_empty()
             });
         }
+        self.count -= removed;
     }
 
     /// Fires the watches a change triggers and returns who gets which event.
@@ -134,11 +153,14 @@ impl WatchManager {
             EventType::NodeChildrenChanged => &mut [&mut self.child],
             _ => &mut [],
         };
+        let mut consumed = 0;
         for t in one_shot.iter_mut() {
             if let Some(set) = t.remove(p) {
+                consumed += set.len();
                 fired.extend(set);
             }
         }
+        self.count -= consumed;
         if let Some(set) = self.persistent.get(p) {
             fired.extend(set.iter().copied());
         }
@@ -208,6 +230,23 @@ mod tests {
         let mut out = Vec::new();
         w.trigger(p, e, &mut out);
         out.into_iter().map(|(s, _)| s).collect()
+    }
+
+    #[test]
+    fn count_follows_adds_triggers_and_removals() {
+        let mut w = WatchManager::default();
+        w.add_data("/a", 1);
+        w.add_data("/a", 1);
+        w.add_child("/a", 2);
+        w.add_persistent("/", AddWatchMode::PersistentRecursive, 3);
+        assert_eq!(w.count(), 3);
+        fire(&mut w, "/a", EventType::NodeDataChanged);
+        assert_eq!(w.count(), 2);
+        w.remove("/a", WatcherType::Children, 2);
+        assert_eq!(w.count(), 1);
+        w.remove_session(3);
+        assert_eq!(w.count(), 0);
+        assert_eq!(w.summary().0, 0);
     }
 
     #[test]

@@ -5,11 +5,43 @@
 
 use std::fmt::Write as _;
 
+use std::sync::atomic::Ordering;
+
 use crate::server::Shard;
+
+/// Server-wide sums of the figures every core publishes.
+struct Totals {
+    connections: u64,
+    watches: u64,
+    watch_paths: u64,
+    outstanding: u64,
+    received: u64,
+    sent: u64,
+}
+
+fn totals(shard: &Shard) -> Totals {
+    shard.publish_slow_stats();
+    let sum = |f: fn(&crate::server::CoreStats) -> &std::sync::atomic::AtomicU64| {
+        shard
+            .stats
+            .iter()
+            .map(|c| f(c).load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    Totals {
+        connections: sum(|c| &c.connections),
+        watches: sum(|c| &c.watches),
+        watch_paths: sum(|c| &c.watch_paths),
+        outstanding: sum(|c| &c.outstanding),
+        received: sum(|c| &c.received),
+        sent: sum(|c| &c.sent),
+    }
+}
 
 pub const VERSION: &str = concat!("3.9.0-corral-", env!("CARGO_PKG_VERSION"));
 
 fn srvr(shard: &Shard, out: &mut String) {
+    let t = totals(shard);
     let st = shard.state.borrow();
     let c = &shard.counters;
     let avg = if c.latency_count.get() > 0 {
@@ -17,7 +49,6 @@ fn srvr(shard: &Shard, out: &mut String) {
     } else {
         0.0
     };
-    let outstanding: usize = st.conns.values().map(|c| c.queued()).sum();
     let _ = writeln!(out, "Zookeeper version: {VERSION}, built on corral");
     let _ = writeln!(
         out,
@@ -26,14 +57,10 @@ fn srvr(shard: &Shard, out: &mut String) {
         avg,
         c.latency_max_ms.get()
     );
-    let _ = writeln!(out, "Received: {}", c.received.get());
-    let _ = writeln!(
-        out,
-        "Sent: {}",
-        st.conns.values().map(|c| c.sent.get()).sum::<u64>()
-    );
-    let _ = writeln!(out, "Connections: {}", st.conns.len());
-    let _ = writeln!(out, "Outstanding: {outstanding}");
+    let _ = writeln!(out, "Received: {}", t.received);
+    let _ = writeln!(out, "Sent: {}", t.sent);
+    let _ = writeln!(out, "Connections: {}", t.connections);
+    let _ = writeln!(out, "Outstanding: {}", t.outstanding);
     let _ = writeln!(out, "Zxid: 0x{:x}", st.view.last_zxid);
     let _ = writeln!(out, "Mode: standalone");
     let _ = writeln!(out, "Node count: {}", st.view.node_count());
@@ -103,9 +130,9 @@ pub fn run(shard: &Shard, word: &str) -> String {
             out.push_str("Server stats reset.\n");
         }
         "mntr" => {
+            let t = totals(shard);
             let st = shard.state.borrow();
             let c = &shard.counters;
-            let (watches, _) = st.watches.summary();
             let avg = if c.latency_count.get() > 0 {
                 c.latency_sum_ms.get() as f64 / c.latency_count.get() as f64
             } else {
@@ -117,26 +144,12 @@ pub fn run(shard: &Shard, word: &str) -> String {
                 ("zk_avg_latency", format!("{avg:.4}")),
                 ("zk_max_latency", c.latency_max_ms.get().to_string()),
                 ("zk_min_latency", c.latency_min_ms.get().to_string()),
-                ("zk_packets_received", c.received.get().to_string()),
-                (
-                    "zk_packets_sent",
-                    st.conns
-                        .values()
-                        .map(|c| c.sent.get())
-                        .sum::<u64>()
-                        .to_string(),
-                ),
-                ("zk_num_alive_connections", st.conns.len().to_string()),
-                (
-                    "zk_outstanding_requests",
-                    st.conns
-                        .values()
-                        .map(|c| c.queued())
-                        .sum::<usize>()
-                        .to_string(),
-                ),
+                ("zk_packets_received", t.received.to_string()),
+                ("zk_packets_sent", t.sent.to_string()),
+                ("zk_num_alive_connections", t.connections.to_string()),
+                ("zk_outstanding_requests", t.outstanding.to_string()),
                 ("zk_znode_count", st.view.node_count().to_string()),
-                ("zk_watch_count", watches.to_string()),
+                ("zk_watch_count", t.watches.to_string()),
                 ("zk_ephemerals_count", st.view.ephemeral_count().to_string()),
                 (
                     "zk_approximate_data_size",
@@ -180,15 +193,13 @@ pub fn run(shard: &Shard, word: &str) -> String {
             let _ = writeln!(out, "corral.cores={}", shard.cores);
         }
         "wchs" => {
-            let st = shard.state.borrow();
-            let (n, paths) = st.watches.summary();
+            let t = totals(shard);
             let _ = writeln!(
                 out,
                 "{} connections watching {} paths",
-                st.conns.len(),
-                paths
+                t.connections, t.watch_paths
             );
-            let _ = writeln!(out, "Total watches:{n}");
+            let _ = writeln!(out, "Total watches:{}", t.watches);
         }
         "wchp" => {
             for (p, sessions) in shard.state.borrow().watches.by_path() {

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -102,6 +102,18 @@ fn install_signal_handlers() {
         libc::signal(libc::SIGTERM, handler);
         libc::signal(libc::SIGINT, handler);
     }
+}
+
+/// One core's figures, published by that core as they change so that a
+/// four-letter word answered on any core reports the whole server.
+#[derive(Default)]
+pub struct CoreStats {
+    pub connections: AtomicU64,
+    pub watches: AtomicU64,
+    pub watch_paths: AtomicU64,
+    pub outstanding: AtomicU64,
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
 }
 
 /// Server-wide counters read by the four-letter words.
@@ -209,6 +221,8 @@ pub struct Shard {
     /// view is behind it, so a read never misses a write that was already
     /// acknowledged to any client (as a standalone ZooKeeper guarantees).
     committed_zxid: Arc<AtomicI64>,
+    /// Every core's figures, for four-letter words answered on any core.
+    pub stats: Arc<Vec<CoreStats>>,
 }
 
 /// The pipeline core's state: the engine pipeline and the links to the
@@ -337,10 +351,22 @@ impl Shard {
                 }
             }
             Request::Sasl => {
-                // Matches Apache ZooKeeper 3.8 without SASL configured
-                // (measured): the connection is closed.
-                warn!(peer = %conn.peer, "SASL requested but not configured; closing connection");
-                conn.close();
+                // Without SASL configured Apache ZooKeeper 3.8 answers at
+                // once with zxid 0, no error and a null token
+                // (`SetSASLResponse`), and the session stays usable
+                // (measured). A null buffer is the same four bytes as the
+                // i32 -1. A request without its token body is malformed and
+                // closes the connection in the decoder, as there.
+                warn!(peer = %conn.peer, "SASL requested but not configured; answering with a null token");
+                conn.push_out(|o| {
+                    proto::encode_reply(
+                        o,
+                        xid,
+                        0,
+                        &Ok(engine::op::Response::Number(-1)),
+                        usize::MAX,
+                    )
+                });
             }
             Request::Reconfig => self.enqueue(
                 conn,
@@ -366,6 +392,7 @@ impl Shard {
     fn enqueue(&self, conn: &Rc<Conn>, q: Queued) {
         conn.queue.borrow_mut().push_back(q);
         self.drain(conn, true);
+        self.publish_stats();
     }
 
     /// Answers the requests at the front of a session's queue up to the
@@ -557,6 +584,7 @@ impl Shard {
         for conn in to_drain.into_iter().chain(waiting) {
             self.drain(&conn, true);
         }
+        self.publish_stats();
     }
 
     fn record_latency(&self, started: Instant) {
@@ -605,6 +633,35 @@ impl Shard {
         }
     }
 
+    /// Publishes this core's connection and watch figures.
+    pub fn publish_stats(&self) {
+        let st = self.state.borrow();
+        let mine = &self.stats[self.core as usize];
+        mine.connections
+            .store(st.conns.len() as u64, Ordering::Relaxed);
+        mine.watches
+            .store(st.watches.count() as u64, Ordering::Relaxed);
+        mine.received
+            .store(self.counters.received.get(), Ordering::Relaxed);
+    }
+
+    /// Publishes the figures that cost a walk over the connections.
+    pub fn publish_slow_stats(&self) {
+        self.publish_stats();
+        let st = self.state.borrow();
+        let mine = &self.stats[self.core as usize];
+        mine.outstanding.store(
+            st.conns.values().map(|c| c.queued() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        mine.sent.store(
+            st.conns.values().map(|c| c.sent.get()).sum(),
+            Ordering::Relaxed,
+        );
+        mine.watch_paths
+            .store(st.watches.summary().1 as u64, Ordering::Relaxed);
+    }
+
     fn remove_conn(&self, conn: &Rc<Conn>) {
         let mut st = self.state.borrow_mut();
         st.conns.remove(&conn.id);
@@ -615,6 +672,8 @@ impl Shard {
             // client re-registers them with setWatches when it reconnects.
             st.watches.remove_session(s);
         }
+        drop(st);
+        self.publish_stats();
     }
 
     pub fn connection_count(&self) -> usize {
@@ -746,6 +805,7 @@ async fn serve_conn(shard: Rc<Shard>, stream: TcpStream) {
         established: Instant::now(),
     });
     shard.state.borrow_mut().conns.insert(id, conn.clone());
+    shard.publish_stats();
     let writer = glommio::spawn_local(writer_task(conn.clone(), w, wake_rx));
     let result = read_loop(&shard, &conn, &mut r, hs_rx).await;
     if let Err(why) = result {
@@ -1054,6 +1114,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let next_zxid = pipeline.last_zxid() + 1;
     let config = Arc::new(config);
     let committed_zxid = Arc::new(AtomicI64::new(initial_tree.last_zxid));
+    let stats: Arc<Vec<CoreStats>> = Arc::new((0..cores).map(|_| CoreStats::default()).collect());
 
     let mut to_pipeline_tx = Vec::new();
     let mut to_pipeline_rx = Vec::new();
@@ -1075,6 +1136,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let config = config.clone();
         let tree = initial_tree.clone();
         let committed_zxid = committed_zxid.clone();
+        let stats = stats.clone();
         let log_dir = log_dir.clone();
         let log_dir_for_purge = log_dir.clone();
         let snap_dir = snap_dir.clone();
@@ -1113,12 +1175,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 });
                 let shard = new_shard(
                     0,
-                    cores,
                     config.clone(),
                     clock,
                     tree,
                     PipelineLink::Local(pcore.clone()),
                     committed_zxid.clone(),
+                    stats.clone(),
                 );
                 // Connect in the order the other cores do (their sender to
                 // us first), or both sides wait for each other.
@@ -1230,6 +1292,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let config = config.clone();
         let tree = initial_tree.clone();
         let committed_zxid = committed_zxid.clone();
+        let stats = stats.clone();
         let h = LocalExecutorBuilder::new(Placement::Fixed(core % online))
             .name(&format!("corral-core-{core}"))
             .io_memory(IO_MEMORY_BYTES)
@@ -1238,12 +1301,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 let rx = rx.expect("receiver").connect().await;
                 let shard = new_shard(
                     core as u16,
-                    cores,
                     config,
                     clock,
                     tree,
                     PipelineLink::Remote,
                     committed_zxid,
+                    stats,
                 );
                 spawn_shard_tasks(shard.clone(), Some(tx)).await;
                 while let Some(batch) = rx.recv().await {
@@ -1266,19 +1329,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `stats` holds one entry per core, so its length is the core count.
 fn new_shard(
     core: u16,
-    cores: usize,
     config: Arc<Config>,
     clock: Clock,
     tree: DataTree,
     link: PipelineLink,
     committed_zxid: Arc<AtomicI64>,
+    stats: Arc<Vec<CoreStats>>,
 ) -> Rc<Shard> {
     let (flush_tx, flush_rx) = local_channel::new_bounded::<()>(1);
     let shard = Rc::new(Shard {
         core,
-        cores,
+        cores: stats.len(),
         config,
         clock,
         state: RefCell::new(ShardState {
@@ -1295,6 +1359,7 @@ fn new_shard(
         flush_wake: flush_tx,
         next_conn: Cell::new(1),
         committed_zxid,
+        stats,
     });
     FLUSH_RX.with(|f| *f.borrow_mut() = Some(flush_rx));
     shard
@@ -1341,6 +1406,7 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
             let period = Duration::from_millis((shard.config.tick_time_ms / 4).clamp(10, 250));
             loop {
                 glommio::timer::sleep(period).await;
+                shard.publish_slow_stats();
                 let touched: Vec<SessionId> = shard.state.borrow_mut().touched.drain().collect();
                 if touched.is_empty() {
                     continue;

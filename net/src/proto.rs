@@ -321,7 +321,15 @@ pub fn decode_request(body: Bytes) -> Result<RequestFrame, CodecError> {
             }
         }
         opcode::SASL => {
-            let _token = r.buffer()?;
+            // Apache ZooKeeper dereferences the token: a null one (like a
+            // missing one) closes the connection there, and here.
+            let at = r.position();
+            if r.buffer_opt()?.is_none() {
+                return Err(CodecError::Jute(JuteError::BadLength {
+                    offset: at,
+                    length: -1,
+                }));
+            }
             Request::Sasl
         }
         opcode::RECONFIG => {

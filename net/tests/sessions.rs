@@ -133,9 +133,9 @@ async fn reconfig_sasl_check_and_watch_removal_on_raw_frames() {
     body.extend_from_slice(&(-1i64).to_be_bytes());
     assert_eq!(request(&mut s, 1, 16, &body).2, -123, "ReconfigDisabled");
     // check (13) on its own.
-    let mut body = jstr("/");
-    body.extend_from_slice(&(-1i32).to_be_bytes());
-    assert_eq!(request(&mut s, 3, 13, &body).2, 0);
+    let mut check_root = jstr("/");
+    check_root.extend_from_slice(&(-1i32).to_be_bytes());
+    assert_eq!(request(&mut s, 3, 13, &check_root).2, 0);
     let mut body = jstr("/");
     body.extend_from_slice(&5i32.to_be_bytes());
     assert_eq!(request(&mut s, 4, 13, &body).2, -103, "BadVersion");
@@ -157,8 +157,19 @@ async fn reconfig_sasl_check_and_watch_removal_on_raw_frames() {
     bad.extend_from_slice(&9i32.to_be_bytes());
     assert_eq!(request(&mut s, 11, 17, &bad).2, -6, "Unimplemented");
 
-    // sasl (102) without SASL configured: the connection is closed, as
-    // Apache ZooKeeper 3.8 does (measured).
+    // sasl (102) without SASL configured: answered with no error and a null
+    // token, and the session stays usable, as Apache ZooKeeper 3.8 does
+    // (measured).
+    let (mut s, _) = connect(&server, 10_000, 0, &[0u8; 16]);
+    let (rxid, zxid, err, body) = request(&mut s, 12, 102, &jstr("token"));
+    assert_eq!((rxid, zxid, err), (12, 0, 0));
+    assert_eq!(
+        body,
+        (-1i32).to_be_bytes(),
+        "SetSASLResponse with a null token"
+    );
+    assert_eq!(request(&mut s, 13, 13, &check_root).2, 0, "still usable");
+    // With a null token the connection is closed, as there (measured).
     let (mut s, _) = connect(&server, 10_000, 0, &[0u8; 16]);
     let mut b = Vec::new();
     b.extend_from_slice(&2i32.to_be_bytes());

@@ -1,12 +1,20 @@
-"""Requests kazoo 2.11 does not expose, sent through kazoo's own connection:
+"""kazoo helpers shared by the tests and zk_facts.py.
+
+Requests kazoo 2.11 does not expose, sent through kazoo's own connection:
 createContainer (opcode 19) and createTTL (opcode 21). Both answer like
 create2: the created path and its Stat.
 
     path, stat = create_container(zk, "/c")
     path, stat = create_ttl(zk, "/t", ttl_ms=500)
+
+And `watching_sessions(hosts)`, the four sessions with watches that the
+watch four-letter words are measured with.
 """
 
 from collections import namedtuple
+from contextlib import contextmanager
+
+from kazoo.client import KazooClient
 
 from kazoo.protocol.serialization import Create2, long_struct
 from kazoo.security import OPEN_ACL_UNSAFE
@@ -46,3 +54,30 @@ def create_container(zk, path, value=b"", acl=None):
 def create_ttl(zk, path, ttl_ms, value=b"", acl=None, sequence=False):
     flags = PERSISTENT_SEQUENTIAL_WITH_TTL if sequence else PERSISTENT_WITH_TTL
     return _call(zk, CreateTTL(path, value, acl or OPEN_ACL_UNSAFE, flags, ttl_ms))
+
+
+@contextmanager
+def watching_sessions(hosts):
+    """Four started sessions a, b, c, d on a fresh server: a creates the
+    ephemeral /w; data watches a:/w, b:/w and d:/missing (d sets it twice,
+    which is still one watch); a child watch c:/. That is 4 watches (mntr),
+    3 of them data watches on 2 paths (wchs, wchc, wchp). Closed on exit.
+
+        with watching_sessions(srv.hosts) as (a, b, c, d): ...
+    """
+    clients = [KazooClient(hosts=hosts, timeout=10.0) for _ in range(4)]
+    try:
+        for c in clients:
+            c.start(timeout=15)
+        a, b, c, d = clients
+        a.create("/w", b"", ephemeral=True)
+        a.get("/w", watch=lambda e: None)
+        b.exists("/w", watch=lambda e: None)
+        c.get_children("/", watch=lambda e: None)
+        d.exists("/missing", watch=lambda e: None)
+        d.exists("/missing", watch=lambda e: None)
+        yield clients
+    finally:
+        for c in clients:
+            c.stop()
+            c.close()

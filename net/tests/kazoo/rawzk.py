@@ -89,6 +89,15 @@ def set_data_req(path, data, version=-1):
     return ustr(path) + buf(data) + i32(version)
 
 
+def multi_header(op, done=False, err=-1):
+    """MultiHeader(type, done, err): precedes each op of a multi / multiRead
+    request; `multi_header(-1, True)` ends the list."""
+    return i32(OP[op] if isinstance(op, str) else op) + boolean(done) + i32(err)
+
+
+MULTI_END = multi_header(-1, True)
+
+
 # --- jute decoders -----------------------------------------------------------
 
 class Reader:
@@ -133,6 +142,33 @@ class Reader:
 
     def rest(self):
         return self.d[self.o:]
+
+    def multi(self):
+        """The results of a multi / multiRead reply, as tuples:
+        ("error", code), ("create", path), ("create2", path, stat),
+        ("setData", stat), ("delete",), ("check",), ("getData", data, stat),
+        ("getChildren", names)."""
+        out = []
+        while True:
+            t, done, _err = self.i32(), self.boolean(), self.i32()
+            if done:
+                return out
+            if t == -1:
+                out.append(("error", self.i32()))
+            elif t == OP["create"]:
+                out.append(("create", self.ustr()))
+            elif t == OP["create2"]:
+                out.append(("create2", self.ustr(), self.stat()))
+            elif t == OP["setData"]:
+                out.append(("setData", self.stat()))
+            elif t in (OP["delete"], OP["check"]):
+                out.append(({OP["delete"]: "delete", OP["check"]: "check"}[t],))
+            elif t == OP["getData"]:
+                out.append(("getData", self.buf(), self.stat()))
+            elif t == OP["getChildren"]:
+                out.append(("getChildren", self.strings()))
+            else:
+                raise ValueError(f"unexpected multi result type {t}")
 
 
 class RawClient:

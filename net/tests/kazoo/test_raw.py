@@ -1,18 +1,15 @@
 """Wire-level behaviour kazoo hides, checked with the raw jute client in
 rawzk.py against the server under test (TARGET=corral or zookeeper). Every
-assertion holds on Apache ZooKeeper 3.8 (see ZK_FACTS.md for the evidence)."""
+assertion holds on Apache ZooKeeper 3.8 (see docs/internals/zk-facts.md for the evidence)."""
 
-import struct
 import time
 import uuid
 
 import pytest
 
 import rawzk
-from rawzk import RawClient, boolean, i32, i64, ustr, buf
-
-WORLD = rawzk.OPEN_ACL_UNSAFE
-
+from rawzk import MULTI_END, RawClient, boolean, buf, i32, i64, ustr
+from rawzk import multi_header as mh
 
 @pytest.fixture
 def raw(server):
@@ -27,34 +24,6 @@ def base(raw):
     hdr, _ = raw.call("create", rawzk.create_req(path))
     assert hdr.err == 0
     return path
-
-
-def mh(t, done=False, err=-1):
-    return i32(t) + boolean(done) + i32(err)
-
-
-def read_multi(r):
-    out = []
-    while True:
-        t, done, err = r.i32(), r.boolean(), r.i32()
-        if done:
-            return out
-        if t == -1:
-            out.append(("error", r.i32()))
-        elif t in (rawzk.OP["create"],):
-            out.append(("create", r.ustr()))
-        elif t in (rawzk.OP["create2"],):
-            out.append(("create2", r.ustr(), r.stat()))
-        elif t == rawzk.OP["setData"]:
-            out.append(("setData", r.stat()))
-        elif t in (rawzk.OP["delete"], rawzk.OP["check"]):
-            out.append((rawzk.ERR.get(0) and {2: "delete", 13: "check"}[t],))
-        elif t == rawzk.OP["getData"]:
-            out.append(("getData", r.buf(), r.stat()))
-        elif t == rawzk.OP["getChildren"]:
-            out.append(("getChildren", r.strings()))
-        else:
-            raise AssertionError(f"unexpected multi result type {t}")
 
 
 def events(c, n, timeout=5.0):
@@ -72,43 +41,43 @@ def events(c, n, timeout=5.0):
 # --- multi ---------------------------------------------------------------------
 
 def test_failed_multi_header_err_is_ok(raw, base):
-    body = (mh(1) + rawzk.create_req(f"{base}/a") +
-            mh(1) + rawzk.create_req(f"{base}/missing/x") +
-            mh(5) + rawzk.set_data_req(base, b"z") + mh(-1, True, -1))
+    body = (mh("create") + rawzk.create_req(f"{base}/a") +
+            mh("create") + rawzk.create_req(f"{base}/missing/x") +
+            mh("setData") + rawzk.set_data_req(base, b"z") + MULTI_END)
     hdr, r = raw.call("multi", body)
     assert hdr.err == 0
     # earlier ops: error 0 (rolled back); the failing op: its code; later ops: -2
-    assert read_multi(r) == [("error", 0), ("error", -101), ("error", -2)]
+    assert r.multi() == [("error", 0), ("error", -101), ("error", -2)]
     hdr, _ = raw.call("exists", rawzk.path_req(f"{base}/a"))
     assert hdr.err == -101
 
 
 def test_successful_multi_results(raw, base):
-    body = (mh(1) + rawzk.create_req(f"{base}/a", b"1") +
-            mh(5) + rawzk.set_data_req(f"{base}/a", b"22", 0) +
-            mh(13) + ustr(f"{base}/a") + i32(1) +
-            mh(2) + rawzk.delete_req(f"{base}/a", 1) + mh(-1, True, -1))
+    body = (mh("create") + rawzk.create_req(f"{base}/a", b"1") +
+            mh("setData") + rawzk.set_data_req(f"{base}/a", b"22", 0) +
+            mh("check") + ustr(f"{base}/a") + i32(1) +
+            mh("delete") + rawzk.delete_req(f"{base}/a", 1) + MULTI_END)
     hdr, r = raw.call("multi", body)
     assert hdr.err == 0
-    res = read_multi(r)
+    res = r.multi()
     assert res[0] == ("create", f"{base}/a")
     assert res[1][0] == "setData" and res[1][1].version == 1 and res[1][1].dataLength == 2
     assert res[2:] == [("check",), ("delete",)]
 
 
 def test_empty_multi(raw):
-    hdr, r = raw.call("multi", mh(-1, True, -1))
+    hdr, r = raw.call("multi", MULTI_END)
     assert hdr.err == 0
-    assert r.rest() == mh(-1, True, -1)
+    assert r.rest() == MULTI_END
 
 
 def test_multi_read(raw, base):
     raw.call("setData", rawzk.set_data_req(base, b"d"))
-    body = (mh(4) + rawzk.path_req(base) + mh(4) + rawzk.path_req(f"{base}/none") +
-            mh(8) + rawzk.path_req(base) + mh(-1, True, -1))
+    body = (mh("getData") + rawzk.path_req(base) + mh("getData") + rawzk.path_req(f"{base}/none") +
+            mh("getChildren") + rawzk.path_req(base) + MULTI_END)
     hdr, r = raw.call("multiRead", body)
     assert hdr.err == 0
-    res = read_multi(r)
+    res = r.multi()
     assert res[0][0:2] == ("getData", b"d")
     assert res[1] == ("error", -101)
     assert res[2] == ("getChildren", [])
@@ -324,3 +293,4 @@ def test_remove_persistent_watch(server, raw, base):
     w.call("setData", rawzk.set_data_req(base, b"1"))
     w.close()
     assert events(raw, 1, timeout=1.0) == []
+

@@ -7,7 +7,9 @@ import uuid
 
 import pytest
 
+import kazoo_ext
 import rawzk
+import servers
 from rawzk import MULTI_END, RawClient, boolean, buf, i32, i64, ustr
 from rawzk import multi_header as mh
 
@@ -294,3 +296,154 @@ def test_remove_persistent_watch(server, raw, base):
     w.close()
     assert events(raw, 1, timeout=1.0) == []
 
+
+# --- where corral still differs from ZooKeeper 3.8 ----------------------------
+#
+# Each test states ZooKeeper's behaviour exactly (it passes with
+# TARGET=zookeeper) and is an expected failure on corral. The xfail is strict:
+# once corral is fixed the test XPASSes, which fails the run, and whoever fixed
+# it deletes the marker. docs/internals/zk-facts.md ("Where corral differs")
+# lists the same cases with the bytes ZooKeeper sends.
+
+ON_CORRAL = servers.target() == "corral"
+ROOT_READS = [("getData", rawzk.path_req), ("exists", rawzk.path_req), ("getChildren", rawzk.path_req),
+              ("getChildren2", rawzk.path_req), ("getACL", ustr)]
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True,
+                   reason="corral differs: a read of path \"\" is NoNode, not the root")
+@pytest.mark.parametrize("op,body", ROOT_READS, ids=[op for op, _ in ROOT_READS])
+def test_read_of_empty_path_is_the_root(raw, op, body):
+    # ZooKeeper's DataTree keys the root under "" as well as "/" (which is also
+    # why a fresh server counts 5 nodes), and reads do not validate paths: a
+    # read of "" answers exactly what a read of "/" does. getData "" on a
+    # fresh server: 00000001 0000000000000001 00000000 | 00000000 (data "") |
+    # Stat(0, 0, 0, 0, 0, cversion -1, 0, 0, 0, numChildren 1, 0).
+    hdr_root, r_root = raw.call(op, body("/"))
+    hdr, r = raw.call(op, body(""))
+    assert (hdr.err, hdr_root.err) == (0, 0)
+    assert r.rest() == r_root.rest()
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True,
+                   reason="corral differs: a null path is NoNode, not MarshallingError")
+@pytest.mark.parametrize("op", ["getData", "exists"])
+def test_null_path_is_marshalling_error_and_keeps_connection(raw, op):
+    # A path string with length -1 cannot be deserialised: ZooKeeper answers
+    # ReplyHeader(xid, last zxid, -5 MarshallingError) with an empty body
+    # (00000001 <zxid> fffffffb) and keeps the connection.
+    hdr, r = raw.call(op, ustr(None) + boolean(False))
+    assert (hdr.xid, hdr.err) == (1, -5) and r.rest() == b""
+    assert raw.call("exists", rawzk.path_req("/"))[0].err == 0
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True,
+                   reason="corral differs: a truncated request body closes the connection, not MarshallingError")
+def test_truncated_request_body_is_marshalling_error_and_keeps_connection(raw):
+    # getData whose path claims 100 bytes but the frame ends after 3: ZooKeeper
+    # answers ReplyHeader(xid, last zxid, -5) with an empty body and keeps the
+    # connection.
+    hdr, r = raw.call("getData", i32(100) + b"/ab")
+    assert (hdr.xid, hdr.err) == (1, -5) and r.rest() == b""
+    assert raw.call("exists", rawzk.path_req("/"))[0].err == 0
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True,
+                   reason="corral differs: the unknown-opcode reply carries the last zxid, not -1")
+def test_unknown_opcode_reply_zxid_is_minus_one(server):
+    # ZooKeeper sends exactly 00000010 00000001 ffffffffffffffff fffffffa
+    # (length 16, xid 1, zxid -1, err -6 Unimplemented) and then closes the
+    # connection (test_unknown_opcode_is_unimplemented_then_closed).
+    c = RawClient(server.port)
+    try:
+        c.send(999)
+        frame = c.recv_frame()
+        assert i32(len(frame)) + frame == bytes.fromhex("00000010" "00000001" "ffffffffffffffff" "fffffffa")
+    finally:
+        c.close()
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True, reason="corral differs: /zookeeper/config has aversion 0, not -1")
+def test_zookeeper_config_node_aversion_is_minus_one(raw):
+    # ZooKeeper creates /zookeeper/config with aversion -1 (and world:READ);
+    # every other Stat field is 0 on a standalone server.
+    hdr, r = raw.call("exists", rawzk.path_req("/zookeeper/config"))
+    assert hdr.err == 0
+    assert r.stat() == rawzk.Stat(0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0)
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True, reason="corral differs: a fresh server counts 4 nodes, not 5")
+def test_fresh_server_counts_five_nodes(fresh_server):
+    # ZooKeeper's DataTree holds the root twice ("" and "/"), plus /zookeeper,
+    # /zookeeper/quota and /zookeeper/config: srvr says "Node count: 5" and
+    # mntr "zk_znode_count\t5"; each create adds one.
+    srv = fresh_server()
+    assert "Node count: 5\n" in srv.fourlw("srvr")
+    assert "zk_znode_count\t5\n" in srv.fourlw("mntr")
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True, reason="corral differs: a refused reconfig does not consume a zxid")
+def test_refused_reconfig_consumes_a_zxid(fresh_server):
+    # Every write that PrepRequestProcessor refuses becomes an error
+    # transaction with a zxid of its own, and reconfig with reconfig disabled
+    # is refused there: its reply is ReplyHeader(xid, last zxid + 1, -123
+    # ReconfigDisabled) and the next write gets last zxid + 2. (corral matches
+    # ZooKeeper for every other refused write: create, delete, setData,
+    # setACL, check, multi.) A server of its own, so that no other session's
+    # expiry takes a zxid in between.
+    srv = fresh_server()
+    c = RawClient(srv.port)
+    try:
+        z = c.call("create", rawzk.create_req("/a"))[0].zxid
+        hdr, _ = c.call("reconfig", ustr("server.2=127.0.0.1:2888:3888") + ustr(None) + ustr(None) + i64(-1))
+        assert hdr.err == -123
+        assert hdr.zxid == z + 1
+        assert c.call("create", rawzk.create_req("/b"))[0].zxid == z + 2
+    finally:
+        c.close()
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True,
+                   reason="corral differs: wchs counts connections and child watches, not data watchers")
+def test_wchs_counts_data_watches_only(fresh_server):
+    # ZooKeeper's wchs summarises the data-watch table only: sessions with a
+    # data watch, distinct watched paths, data watches (child watches are not
+    # counted; mntr zk_watch_count does count them). A fresh server says
+    # "0 connections watching 0 paths\nTotal watches:0\n".
+    srv = fresh_server()
+    assert srv.fourlw("wchs") == "0 connections watching 0 paths\nTotal watches:0\n"
+    with kazoo_ext.watching_sessions(srv.hosts):
+        assert srv.fourlw("wchs") == "3 connections watching 2 paths\nTotal watches:3\n"
+
+
+@pytest.mark.xfail(ON_CORRAL, strict=True,
+                   reason="corral differs: cons/wchc/wchp list only the answering core's sessions, "
+                          "and wchc/wchp lack the closing blank line")
+def test_cons_wchc_and_wchp_list_every_session(fresh_server):
+    # ZooKeeper lists every connection in cons (" /127.0.0.1:<port>[1](...,
+    # sid=0x<session>,...)\n" each, the asking one too, then "\n"), and data
+    # watches only, by session in wchc ("0x<session>\n" then "\t<path>\n" per
+    # path) and by path in wchp ("<path>\n" then "\t0x<session>\n"), in hash
+    # order, ending with one more "\n". A fresh server answers "\n" to wchc
+    # and wchp.
+    srv = fresh_server()
+    assert (srv.fourlw("wchc"), srv.fourlw("wchp")) == ("\n", "\n")
+
+    def parse(text):
+        """wchc/wchp text -> {heading: sorted indented lines}, checking the closing blank line."""
+        assert text.endswith("\n\n")
+        groups, key = {}, None
+        for line in text[:-2].split("\n"):
+            if line.startswith("\t"):
+                groups[key].append(line[1:])
+            else:
+                key = line
+                groups[key] = []
+        return {k: sorted(v) for k, v in groups.items()}
+
+    with kazoo_ext.watching_sessions(srv.hosts) as clients:
+        a, b, c, d = (f"{client.client_id[0]:#x}" for client in clients)
+        cons = srv.fourlw("cons")
+        assert [f"sid={s}," in cons for s in (a, b, c, d)] == [True] * 4
+        assert parse(srv.fourlw("wchc")) == {a: ["/w"], b: ["/w"], d: ["/missing"]}
+        assert parse(srv.fourlw("wchp")) == {"/w": sorted([a, b]), "/missing": [d]}

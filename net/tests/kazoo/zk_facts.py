@@ -1,21 +1,24 @@
 """Experiments against the real Apache ZooKeeper 3.8 whose answers are written
-up in ZK_FACTS.md. Run: python3 zk_facts.py [--target zookeeper|corral]
+up in docs/internals/zk-facts.md. Run: python3 zk_facts.py [--target zookeeper|corral]
 (default zookeeper). Prints every observation; nothing is asserted, so the
 same script shows how corral answers when run with --target corral."""
 
 import argparse
-import socket
-import struct
 import threading
 import time
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
-from kazoo.protocol.states import EventType
+from kazoo.security import ACL, Id
 
+import kazoo_ext
 import rawzk
-from rawzk import OP, Reader, RawClient, err_name, i32, i64, ustr, buf, boolean
-from zkserver import CorralServer, ZooKeeperServer
+from rawzk import MULTI_END, RawClient, boolean, buf, err_name, i32, i64, ustr
+from rawzk import multi_header as mh
+from servers import CorralServer, ZooKeeperServer
+
+OPEN = rawzk.OPEN_ACL_UNSAFE
+READ = [(1, "world", "anyone")]
 
 
 def p(*a):
@@ -35,6 +38,33 @@ def exc_name(f):
         return ("exc", type(e).__name__)
     except Exception as e:  # noqa
         return ("exc", f"{type(e).__name__}: {e}")
+
+
+def probe(c, label, op, body=b"", after=False):
+    """Send one raw request on client c and print the reply header (and, with
+    after=True, whether the connection still answers); a closed connection
+    is printed, not raised."""
+    try:
+        hdr, r = c.call(op, body)
+        p(f"{label}:", err_name(hdr.err), hdr)
+    except Exception as e:  # noqa
+        p(f"{label}: {type(e).__name__}: {e}")
+        return None
+    if after:
+        try:
+            p("  connection usable after:", err_name(c.call("exists", rawzk.path_req("/"))[0].err))
+        except Exception as e:  # noqa
+            p(f"  connection after: {type(e).__name__}: {e}")
+    return hdr, r
+
+
+def probe_new(srv, label, op, body=b"", after=False, timeout=5):
+    """probe() on a new session of its own, closed afterwards."""
+    c = RawClient(srv.port, sock_timeout=timeout)
+    try:
+        return probe(c, label, op, body, after)
+    finally:
+        c.close()
 
 
 def fact_a(srv):
@@ -103,47 +133,24 @@ def fact_b(srv):
     zk.stop(); zk.close()
 
     c = RawClient(srv.port)
-    # multi: for each op: MultiHeader(type int, done bool, err int) + op body; end: (-1, true, -1)
-    def mh(t, done=False, err=-1):
-        return i32(t) + boolean(done) + i32(err)
-    body = (mh(OP["create"]) + rawzk.create_req("/mb/raw") +
-            mh(OP["create"]) + rawzk.create_req("/mb/nope/x") +
-            mh(OP["setData"]) + rawzk.set_data_req("/mb", b"q") +
-            mh(-1, True, -1))
+    # multi: for each op a MultiHeader(type, done, err) and the op's body; then the end marker
+    body = (mh("create") + rawzk.create_req("/mb/raw") +
+            mh("create") + rawzk.create_req("/mb/nope/x") +
+            mh("setData") + rawzk.set_data_req("/mb", b"q") + MULTI_END)
     hdr, r = c.call("multi", body)
     p("raw failed multi reply header:", hdr, err_name(hdr.err))
-    results = []
-    while True:
-        t, done, err = r.i32(), r.boolean(), r.i32()
-        if done:
-            break
-        if t == -1:
-            results.append(("error", r.i32()))
-        else:
-            results.append((t, r.rest()[:0]))
-    p("raw failed multi per-op (type, err):", results)
-    body = (mh(OP["create"]) + rawzk.create_req("/mb/raw2") + mh(OP["check"]) + ustr("/mb") + i32(-1)
-            + mh(OP["delete"]) + rawzk.delete_req("/mb/raw2") + mh(-1, True, -1))
+    p("raw failed multi per-op results:", r.multi())
+    body = (mh("create") + rawzk.create_req("/mb/raw2") + mh("check") + ustr("/mb") + i32(-1)
+            + mh("delete") + rawzk.delete_req("/mb/raw2") + MULTI_END)
     hdr, r = c.call("multi", body)
     p("raw successful multi reply header:", hdr)
-    # empty multi
-    hdr, r = c.call("multi", mh(-1, True, -1))
+    hdr, r = c.call("multi", MULTI_END)
     p("raw empty multi reply header:", hdr, "body:", r.rest().hex())
     # multiRead with a missing node
-    body = (mh(OP["getData"]) + rawzk.path_req("/mb") + mh(OP["getData"]) + rawzk.path_req("/mb/none")
-            + mh(OP["getChildren"]) + rawzk.path_req("/mb") + mh(-1, True, -1))
+    body = (mh("getData") + rawzk.path_req("/mb") + mh("getData") + rawzk.path_req("/mb/none")
+            + mh("getChildren") + rawzk.path_req("/mb") + MULTI_END)
     hdr, r = c.call("multiRead", body)
-    out = []
-    while True:
-        t, done, err = r.i32(), r.boolean(), r.i32()
-        if done:
-            break
-        if t == -1:
-            out.append(("error", r.i32()))
-        elif t == OP["getData"]:
-            d = r.buf(); r.stat(); out.append(("getData", d))
-        elif t == OP["getChildren"]:
-            out.append(("getChildren", r.strings()))
+    out = [res[:2] for res in r.multi()]
     p("raw multiRead header:", hdr, "results:", out)
     c.close_session()
 
@@ -220,52 +227,27 @@ def fact_e(srv):
     p("\n== e. malformed paths sent raw")
     for path in ("noslash", "/a/", "", "/a//b", "/a/./b", "/a/../b", "/.", "/zookeeper/", "/\u0000x",
                  "/a\u0001", "/\ud7ff", "/\u00e9"):
-        try:
-            c = RawClient(srv.port, sock_timeout=3)
-        except Exception as e:
-            p(repr(path), "connect failed", e); continue
-        try:
-            hdr, r = c.call("getData", rawzk.path_req(path))
-            p(f"getData {path!r}:", err_name(hdr.err), hdr)
-        except Exception as e:
-            p(f"getData {path!r}: {type(e).__name__}: {e}")
-        try:
-            hdr, r = c.call("create", rawzk.create_req(path))
-            p(f"create {path!r}:", err_name(hdr.err), hdr, r.ustr() if hdr.err == 0 else "")
-        except Exception as e:
-            p(f"create {path!r}: {type(e).__name__}: {e}")
-        try:
-            hdr, r = c.call("exists", rawzk.path_req(path))
-            p(f"exists {path!r}:", err_name(hdr.err), hdr)
-        except Exception as e:
-            p(f"exists {path!r}: {type(e).__name__}: {e}")
+        c = RawClient(srv.port, sock_timeout=3)
+        probe(c, f"getData {path!r}", "getData", rawzk.path_req(path))
+        probe(c, f"create {path!r}", "create", rawzk.create_req(path))
+        probe(c, f"exists {path!r}", "exists", rawzk.path_req(path))
         c.close()
-    # null path
     c = RawClient(srv.port, sock_timeout=3)
-    try:
-        hdr, r = c.call("getData", ustr(None) + boolean(False))
-        p("getData null path:", err_name(hdr.err), hdr)
-    except Exception as e:
-        p(f"getData null path: {type(e).__name__}: {e}")
+    for op, body in (("getData", rawzk.path_req), ("exists", rawzk.path_req), ("getChildren", rawzk.path_req),
+                     ("getChildren2", rawzk.path_req), ("getACL", ustr)):
+        root, empty = probe(c, f"{op} '/'", op, body("/")), probe(c, f"{op} ''", op, body(""))
+        if root and empty:
+            p(f"  {op} '' answers exactly what {op} '/' does:", root[1].rest() == empty[1].rest())
+    for op in ("setData", "delete"):
+        probe(c, f"{op} ''", op, rawzk.set_data_req("", b"x") if op == "setData" else rawzk.delete_req(""))
     c.close()
-    # unknown opcode
-    c = RawClient(srv.port, sock_timeout=3)
-    try:
-        hdr, r = c.call(999, b"")
-        p("unknown opcode 999:", err_name(hdr.err), hdr)
-        hdr, r = c.call("exists", rawzk.path_req("/"))
-        p("connection usable after:", err_name(hdr.err))
-    except Exception as e:
-        p(f"unknown opcode 999: {type(e).__name__}: {e}")
-    c.close()
-    # truncated body
-    c = RawClient(srv.port, sock_timeout=3)
-    try:
-        hdr, r = c.call("getData", i32(100) + b"/ab")
-        p("truncated getData:", err_name(hdr.err), hdr)
-    except Exception as e:
-        p(f"truncated getData: {type(e).__name__}: {e}")
-    c.close()
+    probe_new(srv, "getData null path", "getData", ustr(None) + boolean(False), after=True, timeout=3)
+    probe_new(srv, "exists null path", "exists", ustr(None) + boolean(False), after=True, timeout=3)
+    res = probe_new(srv, "unknown opcode 999", 999, after=True, timeout=3)
+    if res:
+        p("  reply frame:", res[1].d.hex())
+    probe_new(srv, "truncated getData (path length 100, 3 bytes)", "getData", i32(100) + b"/ab", after=True,
+              timeout=3)
 
 
 def fact_f(srv):
@@ -273,23 +255,75 @@ def fact_f(srv):
     zk = KazooClient(hosts=srv.hosts); zk.start()
     zk.create("/big")
     for n in (1048575 - 100, 1048575, 1048576, 1048576 + 1000, 2 * 1048576):
-        c = RawClient(srv.port, sock_timeout=5)
-        try:
-            hdr, r = c.call("setData", rawzk.set_data_req("/big", b"x" * n))
-            p(f"raw setData {n} bytes:", err_name(hdr.err), hdr)
-        except Exception as e:
-            p(f"raw setData {n} bytes: {type(e).__name__}: {e}")
-        c.close()
-        c = RawClient(srv.port, sock_timeout=5)
-        try:
-            hdr, r = c.call("create", rawzk.create_req(f"/big{n}", b"x" * n))
-            p(f"raw create {n} bytes:", err_name(hdr.err), hdr)
-        except Exception as e:
-            p(f"raw create {n} bytes: {type(e).__name__}: {e}")
-        c.close()
+        probe_new(srv, f"raw setData {n} bytes", "setData", rawzk.set_data_req("/big", b"x" * n))
+        probe_new(srv, f"raw create {n} bytes", "create", rawzk.create_req(f"/big{n}", b"x" * n))
     p("kazoo set 1048576 bytes:", exc_name(lambda: zk.set("/big", b"y" * 1048576)))
     p("kazoo still connected:", zk.connected, exc_name(lambda: zk.exists("/big").dataLength))
     zk.stop(); zk.close()
+
+
+def fact_g(srv):
+    p("\n== g. sasl (opcode 102) without SASL configured")
+    probe_new(srv, "sasl", "sasl", buf(b"hello"), after=True)
+    for op, body in (("whoAmI", b""), ("getEphemerals", ustr("/")), ("getAllChildrenNumber", ustr("/")),
+                     ("checkWatches", ustr("/") + i32(1)), ("removeWatches", ustr("/") + i32(1))):
+        probe_new(srv, op, op, body)
+
+
+def fact_h(srv):
+    p("\n== h. reconfig when disabled")
+    zk = KazooClient(hosts=srv.hosts); zk.start()
+    p("kazoo reconfig:", exc_name(lambda: zk.reconfig(joining="server.2=127.0.0.1:2888:3888", leaving=None, new_members=None)))
+    zk.stop(); zk.close()
+    probe_new(srv, "raw reconfig", "reconfig", RECONFIG, after=True)
+
+
+RECONFIG = ustr("server.2=127.0.0.1:2888:3888") + ustr(None) + ustr(None) + i64(-1)
+
+
+def fact_z():
+    p("\n== z. which refused requests take a zxid (reply zxid minus the previous one), on a fresh server")
+    srv = make_server()
+    try:
+        c = RawClient(srv.port)
+        for path, flags, acl in (("/a", 0, OPEN), ("/a/c", 0, OPEN), ("/e", 1, OPEN), ("/ro", 0, READ)):
+            c.call("create", rawzk.create_req(path, acl=acl, flags=flags))
+        last = c.call("exists", rawzk.path_req("/"))[0].zxid
+        set_acl = lambda path, version: ustr(path) + rawzk.acls(OPEN) + i32(version)  # noqa: E731
+        for label, op, body in (
+                ("create ''", "create", rawzk.create_req("")),
+                ("setData ''", "setData", rawzk.set_data_req("", b"x")),
+                ("delete ''", "delete", rawzk.delete_req("")),
+                ("setACL ''", "setACL", set_acl("", -1)),
+                ("create existing", "create", rawzk.create_req("/a")),
+                ("create under an ephemeral", "create", rawzk.create_req("/e/x")),
+                ("create without parent", "create", rawzk.create_req("/none/x")),
+                ("create with empty ACL", "create", rawzk.create_req("/x", acl=[])),
+                ("create with unknown scheme", "create", rawzk.create_req("/x", acl=[(31, "nosuch", "x")])),
+                ("create under world:READ", "create", rawzk.create_req("/ro/x")),
+                ("create flags 5", "create", rawzk.create_req("/x", flags=5)),
+                ("createTTL ttl 0", "createTTL", rawzk.create_ttl_req("/x", ttl=0)),
+                ("delete not empty", "delete", rawzk.delete_req("/a")),
+                ("delete bad version", "delete", rawzk.delete_req("/a/c", 5)),
+                ("delete /", "delete", rawzk.delete_req("/")),
+                ("setData NoAuth", "setData", rawzk.set_data_req("/ro", b"x")),
+                ("setACL NoAuth", "setACL", set_acl("/ro", -1)),
+                ("setACL bad version", "setACL", set_acl("/a", 9)),
+                ("check bad version", "check", ustr("/a") + i32(9)),
+                ("multi failed", "multi", mh("create") + rawzk.create_req("/none/x") + MULTI_END),
+                ("multi empty", "multi", MULTI_END),
+                ("multiRead", "multiRead", mh("getData") + rawzk.path_req("/none") + MULTI_END),
+                ("reconfig", "reconfig", RECONFIG),
+                ("sync missing", "sync", ustr("/none")),
+                ("removeWatches NoWatcher", "removeWatches", ustr("/a") + i32(1)),
+                ("getData missing", "getData", rawzk.path_req("/none")),
+                ("setData ok", "setData", rawzk.set_data_req("/a", b"x"))):
+            hdr, _ = c.call(op, body)
+            p(f"{label:28s} {err_name(hdr.err):18s} zxid +{hdr.zxid - last}")
+            last = hdr.zxid
+        c.close_session()
+    finally:
+        srv.stop()
 
 
 def fact_g(srv):
@@ -390,6 +424,12 @@ def fact_j():
                   "wchc", "wchp", "crst", "srst", "gtmk", "xxxx"):
             p(f"--- {w}")
             p(srv.fourlw(w))
+        p("--- four sessions: data watches a:/w, b:/w, d:/missing; child watch c:/")
+        with kazoo_ext.watching_sessions(srv.hosts) as clients:
+            p("sessions a b c d:", [hex(x.client_id[0]) for x in clients])
+            p("mntr zk_watch_count:", [l for l in srv.fourlw("mntr").splitlines() if l.startswith("zk_watch_count")])
+            for w in ("wchs", "wchc", "wchp", "cons"):
+                p(f"{w}: {srv.fourlw(w)!r}")
     finally:
         srv.stop()
 
@@ -428,10 +468,18 @@ def fact_extra(srv):
     p("sync('/x1'):", zk.sync("/x1"))
     p("sync('/nonexistent'):", exc_name(lambda: zk.sync("/nonexistent")))
     zk.stop(); zk.close()
+    # An `auth` ACL names every digest identity of the session: in which order?
+    for added in (["carol:cpw", "alice:apw"], ["bob:bpw", "alice:apw", "zed:z", "carol:cpw"],
+                  ["alice:apw", "alice:apw"]):
+        zk = KazooClient(hosts=srv.hosts); zk.start()
+        for ident in added:
+            zk.add_auth("digest", ident)
+        path = zk.create("/auth-", acl=[ACL(31, Id("auth", ""))], sequence=True)
+        p(f"auth ACL after adding {added}:", [a.id.id.split(":")[0] for a in zk.get_acls(path)[0]])
+        zk.stop(); zk.close()
 
 
 def rawzk_acl():
-    from kazoo.security import ACL, Id
     return ACL(31, Id("world", "anyone"))
 
 
@@ -446,7 +494,7 @@ def main():
     global TARGET
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", default="zookeeper", choices=["zookeeper", "corral"])
-    ap.add_argument("--only", default="abcdefghijk+")
+    ap.add_argument("--only", default="abcdefghijkz+", help="which facts (letters) to probe")
     args = ap.parse_args()
     TARGET = args.target
     srv = make_server()
@@ -465,6 +513,8 @@ def main():
         fact_c()
     if "j" in args.only:
         fact_j()
+    if "z" in args.only:
+        fact_z()
 
 
 if __name__ == "__main__":

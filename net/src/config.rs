@@ -43,6 +43,15 @@ pub struct Config {
     pub snap_count: u64,
     /// ZooKeeper's autopurge.snapRetainCount (at least 3).
     pub snap_retain_count: usize,
+    /// ZooKeeper's admin.enableServer: the HTTP admin server (commands,
+    /// metrics, health). On by default, as in ZooKeeper 3.5+.
+    pub admin_enable_server: bool,
+    /// admin.serverAddress and admin.serverPort (ZooKeeper's defaults:
+    /// 0.0.0.0:8080).
+    pub admin_server_address: IpAddr,
+    pub admin_server_port: u16,
+    /// admin.commandURL: where the commands live (default `/commands`).
+    pub admin_command_url: String,
 }
 
 impl Default for Config {
@@ -71,6 +80,10 @@ impl Default for Config {
             sync_limit: 5,
             snap_count: 100_000,
             snap_retain_count: 3,
+            admin_enable_server: true,
+            admin_server_address: "0.0.0.0".parse().expect("literal"),
+            admin_server_port: 8080,
+            admin_command_url: "/commands".to_string(),
         }
     }
 }
@@ -120,9 +133,7 @@ fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
 const IGNORED_KEYS: &[&str] = &[
     "autopurge.purgeInterval",
     "globalOutstandingLimit",
-    "admin.enableServer",
-    "admin.serverPort",
-    "admin.serverAddress",
+    "admin.idleTimeout",
     "standaloneEnabled",
     "reconfigEnabled",
     "metricsProvider.className",
@@ -213,6 +224,18 @@ impl Config {
                     }
                 }
                 "autopurge.snapRetainCount" => c.snap_retain_count = num::<usize>(k, v)?.max(3),
+                "admin.enableServer" => c.admin_enable_server = boolean(k, v)?,
+                "admin.serverAddress" => {
+                    c.admin_server_address =
+                        v.parse().map_err(|_| bad(k, v, "not an IP address"))?
+                }
+                "admin.serverPort" => c.admin_server_port = num(k, v)?,
+                "admin.commandURL" => {
+                    if !v.starts_with('/') || v.len() < 2 || v.ends_with('/') {
+                        return Err(bad(k, v, "expected a path such as /commands"));
+                    }
+                    c.admin_command_url = v.to_string();
+                }
                 _ if k.starts_with("server.") => c.servers.push(parse_server(k, v)?),
                 _ if IGNORED_KEYS.contains(&k.as_str()) => {}
                 _ => warnings.push(format!("unknown zoo.cfg key {k:?} ignored")),
@@ -252,6 +275,10 @@ impl Config {
 
     pub fn client_addr(&self) -> SocketAddr {
         SocketAddr::new(self.client_port_address, self.client_port)
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.admin_server_address, self.admin_server_port)
     }
 
     pub fn snap_dir(&self) -> PathBuf {
@@ -317,6 +344,26 @@ mod tests {
         assert!(c.servers[1].observer);
         assert_eq!(c.session_timeout_bounds(), (2000, 20000));
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn admin_server_keys() {
+        let (c, w) = Config::from_zoo_cfg("").unwrap();
+        assert!(c.admin_enable_server);
+        assert_eq!(c.admin_addr().to_string(), "0.0.0.0:8080");
+        assert_eq!(c.admin_command_url, "/commands");
+        assert!(w.is_empty());
+        let (c, w) = Config::from_zoo_cfg(
+            "admin.enableServer=false\nadmin.serverPort=9090\nadmin.serverAddress=127.0.0.1\n\
+             admin.commandURL=/zk\nadmin.idleTimeout=30000\n",
+        )
+        .unwrap();
+        assert!(!c.admin_enable_server);
+        assert_eq!(c.admin_addr().to_string(), "127.0.0.1:9090");
+        assert_eq!(c.admin_command_url, "/zk");
+        assert!(w.is_empty(), "{w:?}");
+        let e = Config::from_zoo_cfg("admin.serverPort=80800\n").unwrap_err();
+        assert!(e.to_string().starts_with("admin.serverPort:"), "{e}");
     }
 
     #[test]

@@ -90,6 +90,15 @@ struct ServerArgs {
     /// Size of each preallocated log segment in KiB (zoo.cfg preAllocSize).
     #[arg(long, value_name = "KIB")]
     pre_alloc_size: Option<usize>,
+    /// Admin server port (overrides zoo.cfg's admin.serverPort; default 8080).
+    #[arg(long, value_name = "PORT")]
+    admin_port: Option<u16>,
+    /// Admin server address (overrides zoo.cfg's admin.serverAddress).
+    #[arg(long, value_name = "IP")]
+    admin_address: Option<std::net::IpAddr>,
+    /// Do not start the admin server (zoo.cfg admin.enableServer=false).
+    #[arg(long)]
+    no_admin_server: bool,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -157,6 +166,15 @@ fn server(args: ServerArgs) -> ExitCode {
     }
     if let Some(kib) = args.pre_alloc_size {
         config.pre_alloc_bytes = kib * 1024;
+    }
+    if let Some(p) = args.admin_port {
+        config.admin_server_port = p;
+    }
+    if let Some(a) = args.admin_address {
+        config.admin_server_address = a;
+    }
+    if args.no_admin_server {
+        config.admin_enable_server = false;
     }
     if args.check_config {
         println!("configuration OK");

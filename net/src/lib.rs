@@ -10,13 +10,18 @@
 //! - `proto` — ZooKeeper wire frames, pure encode/decode.
 //! - `config` — zoo.cfg and flags.
 //! - `server` — executors, cores, connections, the group-commit loop.
-//! - `fourlw` — four-letter words.
+//! - `stats` — the server's figures as data, shared by the four-letter
+//!   words and the metrics.
+//! - `fourlw` — four-letter words (text).
+//! - `metrics` — counters and histograms, Prometheus text.
 //! - `snap` — tree <-> snapshot conversion, choosing the snapshot to load.
 //! - `tools` — `corral log dump` and `corral snapshot inspect`.
 
 pub mod config;
 pub mod fourlw;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod snap;
+pub mod stats;
 pub mod tools;

@@ -39,6 +39,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::fourlw;
+use crate::metrics::{self, bump, RequestKind};
 use crate::proto::{self, Request, XID_PING};
 
 /// Requests a session may have queued on its core before we stop reading
@@ -106,7 +107,10 @@ fn install_signal_handlers() {
 
 /// One core's figures, published by that core as they change so that a
 /// four-letter word answered on any core reports the whole server.
+/// Aligned to two cache lines (the adjacent-line prefetcher pairs them) so
+/// that cores writing their own figures never share a line.
 #[derive(Default)]
+#[repr(align(128))]
 pub struct CoreStats {
     pub connections: AtomicU64,
     pub watches: AtomicU64,
@@ -114,17 +118,15 @@ pub struct CoreStats {
     pub outstanding: AtomicU64,
     pub received: AtomicU64,
     pub sent: AtomicU64,
+    /// Request counts and latency (`metrics`).
+    pub metrics: crate::metrics::CoreMetrics,
 }
 
-/// Server-wide counters read by the four-letter words.
+/// This core's counters read by the four-letter words.
 #[derive(Default)]
 pub struct Counters {
     pub received: Cell<u64>,
     pub sent: Cell<u64>,
-    pub latency_min_ms: Cell<u64>,
-    pub latency_max_ms: Cell<u64>,
-    pub latency_sum_ms: Cell<u64>,
-    pub latency_count: Cell<u64>,
 }
 
 #[derive(Debug)]
@@ -281,6 +283,12 @@ impl Shard {
         self.counters.received.set(self.counters.received.get() + 1);
         self.touch(session);
         let xid = frame.xid;
+        self.core_metrics().count_request(match &frame.request {
+            Request::Read(_) => RequestKind::Read,
+            Request::Write(_) | Request::Sync(_) => RequestKind::Write,
+            Request::Ping => RequestKind::Ping,
+            _ => RequestKind::Other,
+        });
         match frame.request {
             Request::Ping => self.enqueue(conn, Queued::Ping),
             Request::Read(op) => self.enqueue(conn, Queued::Read { xid, op }),
@@ -344,6 +352,7 @@ impl Shard {
                         });
                     }
                     Err(code) => {
+                        bump(&self.core_metrics().auth_failures, 1);
                         warn!(peer = %conn.peer, scheme, "authentication failed; closing connection");
                         conn.push_out(|o| proto::encode_reply(o, xid, 0, &Err(code), usize::MAX));
                         conn.close();
@@ -560,6 +569,10 @@ impl Shard {
             }
             // A session that ended: its connection closes everywhere.
             if let Some(s) = entry.closed_session {
+                // Every core sees the entry; the pipeline core counts it.
+                if entry.origin.is_none() && self.core == 0 {
+                    bump(&metrics::SERVER.sessions_expired, 1);
+                }
                 let mut st = self.state.borrow_mut();
                 st.watches.remove_session(s);
                 if let Some(c) = st.session_conn.remove(&s) {
@@ -588,14 +601,21 @@ impl Shard {
     }
 
     fn record_latency(&self, started: Instant) {
-        let ms = started.elapsed().as_millis() as u64;
-        let c = &self.counters;
-        if c.latency_count.get() == 0 || ms < c.latency_min_ms.get() {
-            c.latency_min_ms.set(ms);
+        self.core_metrics()
+            .record_write_latency(started.elapsed().as_micros() as u64);
+    }
+
+    fn core_metrics(&self) -> &crate::metrics::CoreMetrics {
+        &self.stats[self.core as usize].metrics
+    }
+
+    /// Runs `f` on the pipeline when this is the pipeline core (which owns
+    /// the session table); None elsewhere.
+    pub(crate) fn with_pipeline<R>(&self, f: impl FnOnce(&Pipeline) -> R) -> Option<R> {
+        match &self.link {
+            PipelineLink::Local(p) => Some(f(&p.pipeline.borrow())),
+            PipelineLink::Remote => None,
         }
-        c.latency_max_ms.set(c.latency_max_ms.get().max(ms));
-        c.latency_sum_ms.set(c.latency_sum_ms.get() + ms);
-        c.latency_count.set(c.latency_count.get() + 1);
     }
 
     fn finish_handshake(
@@ -978,17 +998,24 @@ impl Snapshotter {
                     (zxid, nodes, written, purged)
                 })
                 .await;
+            let elapsed_us = started.elapsed().as_micros() as u64;
             match result {
-                (zxid, nodes, Ok((path, bytes)), purged) => info!(
-                    file = %path.display(),
-                    zxid = format_args!("0x{zxid:x}"),
-                    znodes = nodes,
-                    bytes,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    files_purged = purged.len(),
-                    "snapshot written"
-                ),
-                (_, _, Err(e), _) => error!("snapshot failed (the log still has everything): {e}"),
+                (zxid, nodes, Ok((path, bytes)), purged) => {
+                    metrics::SERVER.record_snapshot(elapsed_us, zxid, bytes, wall_ms());
+                    info!(
+                        file = %path.display(),
+                        zxid = format_args!("0x{zxid:x}"),
+                        znodes = nodes,
+                        bytes,
+                        elapsed_ms = elapsed_us / 1000,
+                        files_purged = purged.len(),
+                        "snapshot written"
+                    )
+                }
+                (_, _, Err(e), _) => {
+                    metrics::SERVER.record_snapshot_failure();
+                    error!("snapshot failed (the log still has everything): {e}")
+                }
             }
             in_progress.set(false);
         })
@@ -1037,6 +1064,13 @@ impl GroupCommitStats {
     }
 }
 
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Starts the server and blocks until it stops.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let clock = Clock::new();
@@ -1044,6 +1078,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let log_dir = config.log_dir();
     std::fs::create_dir_all(&log_dir)?;
+
+    let online = glommio::CpuSet::online()
+        .map(|c| c.len())
+        .unwrap_or(1)
+        .max(1);
+    let cores = if config.cores == 0 {
+        online
+    } else {
+        config.cores
+    };
+    let stats: Arc<Vec<CoreStats>> = Arc::new((0..cores).map(|_| CoreStats::default()).collect());
+    metrics::SERVER.set_cores(cores);
 
     let pconfig = engine::pipeline::PipelineConfig {
         tick_ms: config.tick_time_ms,
@@ -1060,6 +1106,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         pipeline.restore(tree, &sessions, clock.now_ms());
     }
     let snapshot_zxid = pipeline.last_zxid();
+    if let Some((_, path)) = storage::snapshot::list(&snap_dir)
+        .into_iter()
+        .find(|(z, _)| *z == snapshot_zxid)
+    {
+        // As ZooKeeper's last_snapshot before the first new one: the
+        // snapshot loaded at startup, timed by its file.
+        if let Ok(m) = std::fs::metadata(&path) {
+            let mtime_ms = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            metrics::SERVER.set_last_snapshot(snapshot_zxid, m.len(), mtime_ms);
+        }
+    }
     let recovered = storage::recover(&log_dir)?;
     let mut count = 0;
     for (zxid, payload) in recovered.records {
@@ -1098,23 +1160,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered from the log"
     );
+    metrics::SERVER
+        .recovery_ms
+        .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    metrics::SERVER
+        .transactions_recovered
+        .store(count, Ordering::Relaxed);
     if !config.force_sync {
         warn!("forceSync=no: writes are acknowledged WITHOUT fdatasync; a crash loses acknowledged writes. Use for benchmarks only.");
     }
-    let online = glommio::CpuSet::online()
-        .map(|c| c.len())
-        .unwrap_or(1)
-        .max(1);
-    let cores = if config.cores == 0 {
-        online
-    } else {
-        config.cores
-    };
     let initial_tree = pipeline.committed_tree().clone();
     let next_zxid = pipeline.last_zxid() + 1;
     let config = Arc::new(config);
     let committed_zxid = Arc::new(AtomicI64::new(initial_tree.last_zxid));
-    let stats: Arc<Vec<CoreStats>> = Arc::new((0..cores).map(|_| CoreStats::default()).collect());
 
     let mut to_pipeline_tx = Vec::new();
     let mut to_pipeline_rx = Vec::new();
@@ -1220,6 +1278,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                             glommio::timer::sleep(Duration::from_millis(20)).await;
                         }
                         STOPPING.store(true, Ordering::SeqCst);
+                        metrics::SERVER.set_stopping();
                         info!("termination requested: no new connections, finishing in-flight requests");
                         let deadline = Instant::now() + Duration::from_secs(5);
                         while pcore.pipeline.borrow().outstanding() > 0 && Instant::now() < deadline {
@@ -1270,6 +1329,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                             std::process::exit(3);
                         }
                         let sync_us = t_sync.elapsed().as_micros() as u64;
+                        metrics::SERVER.record_batch(
+                            batch.records.len(),
+                            batch.records.iter().map(|(_, r)| r.len()).sum(),
+                            sync_us,
+                        );
                         let committed = Arc::new(pcore.pipeline.borrow_mut().persisted(batch.entries));
                         committed_zxid.store(committed.tree.last_zxid, Ordering::Release);
                         snapshots.after_commit(batch.records.len() as u64, &committed.tree, &pcore.pipeline.borrow());
@@ -1437,6 +1501,7 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
             std::process::exit(1);
         }
     };
+    metrics::SERVER.core_accepting();
     glommio::spawn_local(async move {
         loop {
             match listener.accept().await {

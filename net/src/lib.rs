@@ -11,12 +11,15 @@
 //! - `config` — zoo.cfg and flags.
 //! - `server` — executors, cores, connections, the group-commit loop.
 //! - `stats` — the server's figures as data, shared by the four-letter
-//!   words and the metrics.
+//!   words, the admin commands and the metrics.
 //! - `fourlw` — four-letter words (text).
+//! - `admin` — the admin HTTP server: ZooKeeper's admin commands (JSON),
+//!   `/metrics`, `/health`, `/ready`.
 //! - `metrics` — counters and histograms, Prometheus text.
 //! - `snap` — tree <-> snapshot conversion, choosing the snapshot to load.
 //! - `tools` — `corral log dump` and `corral snapshot inspect`.
 
+pub mod admin;
 pub mod config;
 pub mod fourlw;
 pub mod metrics;

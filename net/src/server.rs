@@ -120,6 +120,8 @@ pub struct CoreStats {
     pub sent: AtomicU64,
     /// Request counts and latency (`metrics`).
     pub metrics: crate::metrics::CoreMetrics,
+    /// Questions from the admin server for this core (`admin`).
+    pub inbox: crate::admin::Inbox,
 }
 
 /// This core's counters read by the four-letter words.
@@ -1090,6 +1092,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let stats: Arc<Vec<CoreStats>> = Arc::new((0..cores).map(|_| CoreStats::default()).collect());
     metrics::SERVER.set_cores(cores);
+    // Before recovery, which can be long: /health answers and /ready says
+    // 503 until every core serves.
+    crate::admin::start(Arc::new(config.clone()), stats.clone(), clock);
 
     let pconfig = engine::pipeline::PipelineConfig {
         tick_ms: config.tick_time_ms,
@@ -1492,6 +1497,7 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
         })
         .detach();
     }
+    crate::admin::spawn_inbox_task(shard.clone());
     // Accept loop.
     let addr = shard.config.client_addr();
     let listener = match TcpListener::bind(addr) {

@@ -60,6 +60,16 @@ impl Server {
         if !self.extra.iter().any(|a| a == "--four-letter-words") {
             cmd.arg("--four-letter-words").arg("*");
         }
+        // The admin server's default port (8080) is shared by every test
+        // server on the machine: only tests that configure it on the command
+        // line get an admin server.
+        if !self
+            .extra
+            .iter()
+            .any(|a| a == "--admin-port" || a == "--admin-address")
+        {
+            cmd.arg("--no-admin-server");
+        }
         let child = cmd
             .arg("--pre-alloc-size")
             .arg("4096")

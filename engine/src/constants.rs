@@ -20,6 +20,14 @@ pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Proposals handed to one group-commit write.
 pub const BATCH_PROPOSALS_MAX: usize = 16 * 1024;
 
+/// Transactions a server keeps in memory to sync a follower with a DIFF
+/// (ZooKeeper's `zookeeper.commitLogCount` is 500 proposals; ours are
+/// cheap, shared `Bytes`). A follower further behind gets a SNAP.
+pub const HISTORY_TXNS_MAX: usize = 100_000;
+
+/// Rounds (batches) a leader proposes before the oldest commits.
+pub const ROUNDS_IN_FLIGHT_MAX: usize = 8;
+
 /// ZooKeeper's default tickTime in milliseconds.
 pub const TICK_TIME_MS_DEFAULT: u64 = 2000;
 

@@ -23,6 +23,8 @@
 //! - `session` — session table with tick-bucket expiry ↔ `SessionTrackerImpl`.
 //! - `watch` — watch registry of one core ↔ `WatchManager`.
 //! - `pipeline` — the write pipeline state machine that ties them together.
+//! - `zab` — replication: election, sync and broadcast between servers.
+//! - `sim` — a deterministic simulator of whole ensembles, for tests.
 
 pub mod acl;
 pub mod apply;
@@ -33,9 +35,11 @@ pub mod path;
 pub mod pipeline;
 pub mod prep;
 pub mod session;
+pub mod sim;
 pub mod tree;
 pub mod txn;
 pub mod types;
 pub mod watch;
+pub mod zab;
 
 pub use types::*;

@@ -125,6 +125,9 @@ pub struct CommittedEntry {
     /// The tree just before this entry, when the origin asked for it
     /// (`Origin::reads_ahead`).
     pub view_before: Option<DataTree>,
+    /// A sync or re-attach: no transaction, it completes after every
+    /// transaction up to `zxid`.
+    pub barrier: bool,
 }
 
 /// What `persisted` returns: the entries and the tree version after them.
@@ -230,6 +233,18 @@ impl Pipeline {
                 self.sessions.add(s, self.config.tick_ms as i32 * 2, now_ms);
             }
         }
+    }
+
+    /// A new leader's first zxid is `(epoch, 1)`: ZooKeeper's NEWLEADER
+    /// takes `(epoch, 0)`.
+    pub fn start_epoch(&mut self, epoch: u32) {
+        assert!(self.queued.is_empty() && self.in_flight.is_empty());
+        let base = Zxid::new(epoch, 0);
+        assert!(
+            base.0 >= self.last_prepared.0,
+            "epoch {epoch} goes backwards"
+        );
+        self.last_prepared = base;
     }
 
     pub fn committed_tree(&self) -> &DataTree {
@@ -472,6 +487,7 @@ impl Pipeline {
                         triggers,
                         closed_session,
                         view_before,
+                        barrier: false,
                     });
                 }
                 PendingKind::Sync(path) => out.push(CommittedEntry {
@@ -482,6 +498,7 @@ impl Pipeline {
                     triggers: Vec::new(),
                     closed_session: None,
                     view_before,
+                    barrier: true,
                 }),
                 PendingKind::Reattach(session, timeout_ms) => out.push(CommittedEntry {
                     origin: p.origin,
@@ -494,6 +511,7 @@ impl Pipeline {
                     triggers: Vec::new(),
                     closed_session: None,
                     view_before,
+                    barrier: true,
                 }),
             }
         }
@@ -526,9 +544,20 @@ impl Pipeline {
                 apply::apply(&mut prepared, txn);
             }
         }
+        // `last_prepared` may be a new epoch's base, `(epoch, 0)`, which
+        // no transaction carries.
+        let last_txn = self
+            .in_flight
+            .iter()
+            .chain(self.queued.iter())
+            .rev()
+            .find_map(|p| match &p.kind {
+                PendingKind::Txn(txn) => Some(txn.header.zxid),
+                _ => None,
+            });
         debug_assert_eq!(
             prepared.last_zxid,
-            self.last_prepared.0.max(self.committed.last_zxid)
+            last_txn.unwrap_or(self.committed.last_zxid)
         );
         self.prepared = prepared;
     }

@@ -1,0 +1,1317 @@
+//! One server of an ensemble: its roles and their transitions.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::election::{Decision, Election, Notice, Vote};
+use super::{Done, Durable, Message, Output, PeerState, Record, ServerId, ZabConfig};
+use crate::apply;
+use crate::pipeline::{
+    CommittedBatch, CommittedEntry, Origin, Outcome, Pipeline, PipelineConfig, Submission,
+};
+use crate::tree::DataTree;
+use crate::txn::{Txn, TxnBody};
+use crate::types::{SessionId, Zxid};
+
+/// The pipeline origin of a request a learner forwarded: `conn` is a token
+/// the leader maps back to (learner, request id).
+const REMOTE_CORE: u16 = u16::MAX;
+
+/// State every role shares.
+struct Core {
+    id: ServerId,
+    cfg: ZabConfig,
+    accepted_epoch: u32,
+    current_epoch: u32,
+    /// The tree when not leading (the pipeline owns it while leading).
+    tree: DataTree,
+    sessions: BTreeMap<SessionId, i32>,
+    /// The last zxid handed to the log.
+    last_logged: i64,
+    /// The log is durable up to here.
+    durable: i64,
+    /// Logged records, oldest first: covers `(history_floor, last_logged]`.
+    history: VecDeque<Record>,
+    history_floor: i64,
+    /// The election round, kept across roles.
+    clock: u64,
+    /// Ids of forwarded requests, unique across roles: an outcome for a
+    /// request forwarded while following an earlier leadership must not
+    /// match a request forwarded now.
+    next_request: u64,
+    /// The vote this server settled on (answered to LOOKING servers).
+    vote: Vote,
+    serving: bool,
+    restarting: bool,
+    now: u64,
+    out: Vec<Output>,
+}
+
+impl Core {
+    fn send(&mut self, to: ServerId, msg: Message) {
+        self.out.push(Output::Send { to, msg });
+    }
+
+    fn own_vote(&self) -> Vote {
+        Vote {
+            leader: self.id,
+            zxid: self.last_logged,
+            peer_epoch: self.current_epoch,
+        }
+    }
+
+    fn persist_epochs(&mut self) {
+        self.out.push(Output::PersistEpochs {
+            accepted: self.accepted_epoch,
+            current: self.current_epoch,
+        });
+    }
+
+    /// Hands records to the log and keeps them in the history. Records at
+    /// or below what is already logged (a sync resending them) are skipped.
+    fn append(&mut self, records: Vec<Record>) {
+        let fresh: Vec<Record> = records
+            .into_iter()
+            .filter(|(z, _)| *z > self.last_logged)
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        for (z, _) in &fresh {
+            let z = Zxid(*z);
+            let last = Zxid(self.last_logged);
+            assert!(
+                z.0 > last.0 && (z.epoch() > last.epoch() || z.0 == last.0 + 1),
+                "server {}: zxid {z} does not follow {last}",
+                self.id
+            );
+            self.last_logged = z.0;
+        }
+        self.history.extend(fresh.iter().cloned());
+        self.out.push(Output::Append(fresh));
+    }
+
+    /// Drops the oldest history once it is both committed and beyond the
+    /// bound, so the uncommitted tail is always there to sync from.
+    fn trim_history(&mut self, committed: i64) {
+        while self.history.len() > self.cfg.history_max {
+            match self.history.front() {
+                Some((z, _)) if *z <= committed => {
+                    self.history_floor = *z;
+                    self.history.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Logged records after `zxid`.
+    fn history_after(&self, zxid: i64) -> Vec<Record> {
+        let start = self.history.partition_point(|(z, _)| *z <= zxid);
+        self.history.range(start..).cloned().collect()
+    }
+
+    fn note_sessions(&mut self, txn: &Txn) {
+        match &txn.body {
+            TxnBody::CreateSession { timeout_ms } => {
+                self.sessions.insert(txn.header.session, *timeout_ms);
+            }
+            TxnBody::CloseSession => {
+                self.sessions.remove(&txn.header.session);
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies logged records after the tree's zxid, up to `upto`.
+    fn apply_logged(&mut self, upto: i64, mut each: impl FnMut(&mut Core, &Txn, apply::Applied)) {
+        let start = self
+            .history
+            .partition_point(|(z, _)| *z <= self.tree.last_zxid);
+        let records: Vec<Record> = self
+            .history
+            .range(start..)
+            .take_while(|(z, _)| *z <= upto)
+            .cloned()
+            .collect();
+        for (z, bytes) in records {
+            let txn = Txn::decode(bytes).unwrap_or_else(|e| {
+                panic!(
+                    "server {}: logged record {:#x} does not decode: {e}",
+                    self.id, z
+                )
+            });
+            let applied = apply::apply(&mut self.tree, &txn);
+            self.note_sessions(&txn);
+            each(self, &txn, applied);
+        }
+    }
+
+    fn sessions_vec(&self) -> Vec<(SessionId, i32)> {
+        self.sessions.iter().map(|(&s, &t)| (s, t)).collect()
+    }
+
+    fn set_serving(&mut self, serving: bool) {
+        if self.serving != serving {
+            self.serving = serving;
+            self.out.push(Output::Serving(serving));
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum LearnerPhase {
+    /// Sent FollowerInfo; waits for the epoch to be chosen.
+    Connected,
+    AwaitAckEpoch,
+    /// Acknowledged the epoch; synced once a quorum has.
+    EpochAcked {
+        last_zxid: i64,
+    },
+    /// Synced; every round after `round` is sent to it.
+    Syncing {
+        round: u64,
+    },
+    Active,
+}
+
+struct Learner {
+    observer: bool,
+    phase: LearnerPhase,
+    accepted_epoch: u32,
+    last_heard_ms: u64,
+}
+
+impl Learner {
+    fn forwarding(&self) -> bool {
+        matches!(
+            self.phase,
+            LearnerPhase::Syncing { .. } | LearnerPhase::Active
+        )
+    }
+}
+
+struct Round {
+    id: u64,
+    last_zxid: i64,
+    entries: usize,
+    records: Vec<Record>,
+    acks: BTreeSet<ServerId>,
+}
+
+struct Leader {
+    /// 0 until a quorum reported its accepted epochs.
+    epoch: u32,
+    /// A quorum acknowledged the epoch and none was ahead of us: our
+    /// history holds everything committed, and we may sync others to it.
+    confirmed: bool,
+    established: bool,
+    learners: BTreeMap<ServerId, Learner>,
+    newleader_acks: BTreeSet<ServerId>,
+    pipeline: Option<Pipeline>,
+    rounds: VecDeque<Round>,
+    next_round: u64,
+    commit_zxid: i64,
+    /// Pipeline token → (learner, its request id).
+    remote: BTreeMap<u64, (ServerId, u64)>,
+    next_token: u64,
+    last_ping_ms: u64,
+    started_ms: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum FollowerPhase {
+    Connecting,
+    Syncing,
+    Broadcast,
+}
+
+struct Follower {
+    leader: ServerId,
+    observer: bool,
+    phase: FollowerPhase,
+    last_heard_ms: u64,
+    last_info_ms: u64,
+    commit_point: i64,
+    /// Acknowledge NEWLEADER once the log is durable up to this zxid.
+    newleader: Option<(u32, i64)>,
+    /// Rounds to acknowledge once durable up to their last zxid.
+    unacked: VecDeque<(u64, i64)>,
+    forwarded: BTreeMap<u64, Origin>,
+    touched: BTreeSet<SessionId>,
+}
+
+enum Role {
+    Looking(Election),
+    Leading(Box<Leader>),
+    Following(Box<Follower>),
+}
+
+/// What a role handler asks of the peer.
+enum Next {
+    Stay,
+    Look,
+}
+
+pub struct Peer {
+    core: Core,
+    role: Role,
+}
+
+impl Peer {
+    /// A server starting from what its disk holds. It starts LOOKING.
+    pub fn new(id: ServerId, cfg: ZabConfig, durable: Durable, now_ms: u64) -> Peer {
+        let last_logged = durable
+            .records
+            .last()
+            .map(|(z, _)| *z)
+            .unwrap_or(durable.tree.last_zxid)
+            .max(durable.tree.last_zxid);
+        let history_floor = durable.snapshot_zxid;
+        let mut core = Core {
+            id,
+            accepted_epoch: durable.accepted_epoch,
+            current_epoch: durable.current_epoch,
+            tree: durable.tree,
+            sessions: durable.sessions.into_iter().collect(),
+            last_logged,
+            durable: last_logged,
+            history: durable.records.into(),
+            history_floor,
+            clock: 0,
+            next_request: 1,
+            vote: Vote {
+                leader: id,
+                zxid: last_logged,
+                peer_epoch: durable.current_epoch,
+            },
+            serving: false,
+            restarting: false,
+            now: now_ms,
+            out: Vec::new(),
+            cfg,
+        };
+        assert_eq!(
+            core.tree.last_zxid, core.last_logged,
+            "server {id}: the tree must hold every logged transaction at start"
+        );
+        core.trim_history(core.last_logged);
+        let election = Election::start(0, id, Some(core.own_vote()), now_ms);
+        let mut peer = Peer {
+            core,
+            role: Role::Looking(election),
+        };
+        peer.look();
+        peer
+    }
+
+    pub fn id(&self) -> ServerId {
+        self.core.id
+    }
+
+    pub fn state(&self) -> PeerState {
+        match &self.role {
+            Role::Looking(_) => PeerState::Looking,
+            Role::Leading(_) => PeerState::Leading,
+            Role::Following(f) if f.observer => PeerState::Observing,
+            Role::Following(_) => PeerState::Following,
+        }
+    }
+
+    /// The epoch this server leads, once established.
+    pub fn leading_epoch(&self) -> Option<u32> {
+        match &self.role {
+            Role::Leading(l) if l.established => Some(l.epoch),
+            _ => None,
+        }
+    }
+
+    pub fn serving(&self) -> bool {
+        self.core.serving
+    }
+
+    /// Waiting to be restarted from disk (after a TRUNC).
+    pub fn restarting(&self) -> bool {
+        self.core.restarting
+    }
+
+    pub fn epochs(&self) -> (u32, u32) {
+        (self.core.accepted_epoch, self.core.current_epoch)
+    }
+
+    pub fn last_logged(&self) -> i64 {
+        self.core.last_logged
+    }
+
+    /// The tree reads are served from.
+    pub fn tree(&self) -> &DataTree {
+        match &self.role {
+            Role::Leading(l) => match &l.pipeline {
+                Some(p) => p.committed_tree(),
+                None => &self.core.tree,
+            },
+            _ => &self.core.tree,
+        }
+    }
+
+    pub fn has_outputs(&self) -> bool {
+        !self.core.out.is_empty()
+    }
+
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.core.out)
+    }
+
+    /// A client request. False if this server is not serving (the shell
+    /// answers connection loss).
+    pub fn submit(&mut self, submission: Submission, now_ms: u64) -> bool {
+        self.core.now = now_ms;
+        if !self.core.serving || self.core.restarting {
+            return false;
+        }
+        match &mut self.role {
+            Role::Leading(l) => {
+                l.pipeline
+                    .as_mut()
+                    .expect("serving leader has a pipeline")
+                    .submit(submission, now_ms);
+                l.flush(&mut self.core);
+            }
+            Role::Following(f) => {
+                let origin = match &submission {
+                    Submission::Write { origin, .. }
+                    | Submission::Sync { origin, .. }
+                    | Submission::CreateSession { origin, .. }
+                    | Submission::Reattach { origin, .. } => *origin,
+                };
+                let id = self.core.next_request;
+                self.core.next_request += 1;
+                f.forwarded.insert(id, origin);
+                self.core
+                    .send(f.leader, Message::Request { id, submission });
+            }
+            Role::Looking(_) => return false,
+        }
+        true
+    }
+
+    /// A client of this server is alive (a ping or any request).
+    pub fn touch(&mut self, session: SessionId, now_ms: u64) {
+        self.core.now = now_ms;
+        match &mut self.role {
+            Role::Leading(l) => {
+                if let Some(p) = l.pipeline.as_mut() {
+                    p.touch(session, now_ms);
+                }
+            }
+            Role::Following(f) => {
+                f.touched.insert(session);
+            }
+            Role::Looking(_) => {}
+        }
+    }
+
+    /// The log is durable up to `zxid` (records and installed snapshots).
+    pub fn persisted(&mut self, zxid: i64, now_ms: u64) {
+        self.core.now = now_ms;
+        if self.core.restarting {
+            return;
+        }
+        self.core.durable = self.core.durable.max(zxid);
+        let next = match &mut self.role {
+            Role::Leading(l) => l.on_durable(&mut self.core),
+            Role::Following(f) => {
+                f.send_acks(&mut self.core);
+                Next::Stay
+            }
+            Role::Looking(_) => Next::Stay,
+        };
+        self.after(next);
+    }
+
+    /// The connection to `peer` broke.
+    pub fn disconnected(&mut self, peer: ServerId, now_ms: u64) {
+        self.core.now = now_ms;
+        if self.core.restarting {
+            return;
+        }
+        let next = match &mut self.role {
+            Role::Leading(l) => {
+                l.learners.remove(&peer);
+                Next::Stay
+            }
+            Role::Following(f) if f.leader == peer => Next::Look,
+            _ => Next::Stay,
+        };
+        self.after(next);
+    }
+
+    pub fn tick(&mut self, now_ms: u64) {
+        self.core.now = now_ms;
+        if self.core.restarting {
+            return;
+        }
+        let next = match &mut self.role {
+            Role::Looking(e) => {
+                if now_ms >= e.last_sent_ms + self.core.cfg.tick_ms {
+                    e.last_sent_ms = now_ms;
+                    broadcast_vote(&mut self.core, e);
+                }
+                Next::Stay
+            }
+            Role::Leading(l) => l.tick(&mut self.core),
+            Role::Following(f) => f.tick(&mut self.core),
+        };
+        self.after(next);
+        self.maybe_decide();
+    }
+
+    pub fn receive(&mut self, from: ServerId, msg: Message, now_ms: u64) {
+        self.core.now = now_ms;
+        if self.core.restarting {
+            return;
+        }
+        if let Message::Notification {
+            vote,
+            election_epoch,
+            state,
+        } = msg
+        {
+            self.notification(from, vote, election_epoch, state);
+            return;
+        }
+        let next = match &mut self.role {
+            Role::Looking(_) => Next::Stay,
+            Role::Leading(l) => l.receive(&mut self.core, from, msg),
+            Role::Following(f) => f.receive(&mut self.core, from, msg),
+        };
+        self.after(next);
+    }
+
+    fn notification(&mut self, from: ServerId, vote: Vote, election_epoch: u64, state: PeerState) {
+        let my_state = self.state();
+        match &mut self.role {
+            Role::Looking(e) => {
+                let notice = Notice {
+                    from,
+                    vote,
+                    election_epoch,
+                    state,
+                };
+                let (changed, answer) =
+                    e.receive(&self.core.cfg, self.core.id, notice, self.core.now);
+                if changed {
+                    broadcast_vote(&mut self.core, e);
+                } else if answer {
+                    let msg = Message::Notification {
+                        vote: e.vote,
+                        election_epoch: e.clock,
+                        state: PeerState::Looking,
+                    };
+                    self.core.send(from, msg);
+                }
+                self.maybe_decide();
+            }
+            _ => {
+                if state == PeerState::Looking {
+                    let msg = Message::Notification {
+                        vote: self.core.vote,
+                        election_epoch: self.core.clock,
+                        state: my_state,
+                    };
+                    self.core.send(from, msg);
+                }
+            }
+        }
+    }
+
+    fn maybe_decide(&mut self) {
+        let Role::Looking(e) = &mut self.role else {
+            return;
+        };
+        let Decision::Elected(vote) = e.decide(&self.core.cfg, self.core.id, self.core.now) else {
+            return;
+        };
+        self.core.clock = e.clock;
+        self.core.vote = vote;
+        let now = self.core.now;
+        if vote.leader == self.core.id {
+            let mut l = Box::new(Leader {
+                epoch: 0,
+                confirmed: false,
+                established: false,
+                learners: BTreeMap::new(),
+                newleader_acks: BTreeSet::new(),
+                pipeline: None,
+                rounds: VecDeque::new(),
+                next_round: 1,
+                commit_zxid: 0,
+                remote: BTreeMap::new(),
+                next_token: 1,
+                last_ping_ms: now,
+                started_ms: now,
+            });
+            l.try_choose_epoch(&mut self.core);
+            let next = l.try_confirm(&mut self.core);
+            self.role = Role::Leading(l);
+            self.after(next);
+        } else {
+            let observer = !self.core.cfg.is_voter(self.core.id);
+            let f = Box::new(Follower {
+                leader: vote.leader,
+                observer,
+                phase: FollowerPhase::Connecting,
+                last_heard_ms: now,
+                last_info_ms: now,
+                commit_point: 0,
+                newleader: None,
+                unacked: VecDeque::new(),
+                forwarded: BTreeMap::new(),
+                touched: BTreeSet::new(),
+            });
+            f.send_info(&mut self.core);
+            self.role = Role::Following(f);
+        }
+    }
+
+    fn after(&mut self, next: Next) {
+        if let Next::Look = next {
+            self.look();
+        }
+    }
+
+    /// Back to LOOKING: stop serving, bring the tree level with the log,
+    /// start a new election round.
+    fn look(&mut self) {
+        self.core.set_serving(false);
+        if self.core.restarting {
+            return;
+        }
+        if let Role::Leading(l) = &mut self.role {
+            if let Some(p) = l.pipeline.take() {
+                self.core.tree = p.committed_tree().clone();
+            }
+        }
+        let upto = self.core.last_logged;
+        self.core.apply_logged(upto, |_, _, _| {});
+        let own = self
+            .core
+            .cfg
+            .is_voter(self.core.id)
+            .then(|| self.core.own_vote());
+        let mut e = Election::start(self.core.clock, self.core.id, own, self.core.now);
+        self.core.clock = e.clock;
+        broadcast_vote(&mut self.core, &mut e);
+        self.role = Role::Looking(e);
+        self.maybe_decide();
+    }
+}
+
+fn broadcast_vote(core: &mut Core, e: &mut Election) {
+    e.last_sent_ms = core.now;
+    let others: Vec<ServerId> = core.cfg.others(core.id).collect();
+    for to in others {
+        core.send(
+            to,
+            Message::Notification {
+                vote: e.vote,
+                election_epoch: e.clock,
+                state: PeerState::Looking,
+            },
+        );
+    }
+}
+
+impl Leader {
+    fn pipeline(&mut self) -> &mut Pipeline {
+        self.pipeline.as_mut().expect("established")
+    }
+
+    fn receive(&mut self, core: &mut Core, from: ServerId, msg: Message) -> Next {
+        if let Message::FollowerInfo {
+            accepted_epoch,
+            last_zxid: _,
+            observer,
+        } = msg
+        {
+            let known = self.learners.get(&from);
+            let resend = matches!(
+                known.map(|l| &l.phase),
+                Some(LearnerPhase::Connected | LearnerPhase::AwaitAckEpoch)
+            );
+            if !resend {
+                // A new connection: outcomes of what the old one forwarded
+                // have nobody to go to.
+                self.remote.retain(|_, (sid, _)| *sid != from);
+                self.learners.insert(
+                    from,
+                    Learner {
+                        observer: observer || !core.cfg.is_voter(from),
+                        phase: LearnerPhase::Connected,
+                        accepted_epoch,
+                        last_heard_ms: core.now,
+                    },
+                );
+            }
+            if self.epoch == 0 {
+                self.try_choose_epoch(core);
+            } else {
+                let l = self.learners.get_mut(&from).expect("inserted");
+                l.phase = LearnerPhase::AwaitAckEpoch;
+                core.send(from, Message::LeaderInfo { epoch: self.epoch });
+            }
+            return Next::Stay;
+        }
+        let Some(learner) = self.learners.get_mut(&from) else {
+            return Next::Stay;
+        };
+        learner.last_heard_ms = core.now;
+        match msg {
+            Message::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
+                if learner.phase != LearnerPhase::AwaitAckEpoch {
+                    return Next::Stay;
+                }
+                // Until confirmed, `current_epoch` is still the one we were
+                // elected with.
+                if (current_epoch, last_zxid) > (core.current_epoch, core.last_logged) {
+                    // A learner knows more than we do: let the election
+                    // pick it (ZooKeeper: "follower is ahead of the leader").
+                    return Next::Look;
+                }
+                if self.confirmed {
+                    self.sync(core, from, last_zxid);
+                    return Next::Stay;
+                }
+                learner.phase = LearnerPhase::EpochAcked { last_zxid };
+                self.try_confirm(core)
+            }
+            Message::AckNewLeader { epoch } if epoch == self.epoch => {
+                let LearnerPhase::Syncing { round } = learner.phase else {
+                    return Next::Stay;
+                };
+                if !self.established {
+                    // Everyone synced before establishment starts with it.
+                    self.newleader_acks.insert(from);
+                    return self.try_establish(core);
+                }
+                learner.phase = LearnerPhase::Active;
+                core.send(from, Message::UpToDate);
+                if learner.observer {
+                    return Next::Stay;
+                }
+                // Its NEWLEADER acknowledges everything it was synced with.
+                for r in self.rounds.iter_mut().filter(|r| r.id <= round) {
+                    r.acks.insert(from);
+                }
+                self.try_commit(core)
+            }
+            Message::Ack { round } => {
+                if !learner.observer && learner.forwarding() {
+                    for r in self.rounds.iter_mut().filter(|r| r.id <= round) {
+                        r.acks.insert(from);
+                    }
+                    return self.try_commit(core);
+                }
+                Next::Stay
+            }
+            Message::Ping { touched } => {
+                if let Some(p) = self.pipeline.as_mut() {
+                    for s in touched {
+                        p.touch(s, core.now);
+                    }
+                }
+                Next::Stay
+            }
+            Message::Request { id, submission } => {
+                if !self.established || learner.phase != LearnerPhase::Active {
+                    return Next::Stay;
+                }
+                let token = self.next_token;
+                self.next_token += 1;
+                self.remote.insert(token, (from, id));
+                let remote = |o: Origin| Origin {
+                    core: REMOTE_CORE,
+                    conn: token,
+                    xid: o.xid,
+                    reads_ahead: false,
+                };
+                let submission = match submission {
+                    Submission::Write {
+                        origin,
+                        session,
+                        op,
+                        auth,
+                    } => Submission::Write {
+                        origin: remote(origin),
+                        session,
+                        op,
+                        auth,
+                    },
+                    Submission::Sync {
+                        origin,
+                        session,
+                        path,
+                    } => Submission::Sync {
+                        origin: remote(origin),
+                        session,
+                        path,
+                    },
+                    Submission::CreateSession { origin, timeout_ms } => Submission::CreateSession {
+                        origin: remote(origin),
+                        timeout_ms,
+                    },
+                    Submission::Reattach {
+                        origin,
+                        session,
+                        password,
+                    } => Submission::Reattach {
+                        origin: remote(origin),
+                        session,
+                        password,
+                    },
+                };
+                self.pipeline().submit(submission, core.now);
+                self.flush(core);
+                Next::Stay
+            }
+            _ => Next::Stay,
+        }
+    }
+
+    /// Once a quorum (us included) reported its accepted epoch, the new
+    /// epoch is one more than the highest.
+    fn try_choose_epoch(&mut self, core: &mut Core) {
+        if self.epoch != 0 {
+            return;
+        }
+        let voters: Vec<u32> = self
+            .learners
+            .values()
+            .filter(|l| !l.observer)
+            .map(|l| l.accepted_epoch)
+            .collect();
+        if !core.cfg.is_quorum(voters.len() + 1) {
+            return;
+        }
+        let epoch = voters
+            .into_iter()
+            .chain([core.accepted_epoch])
+            .max()
+            .expect("us")
+            + 1;
+        self.epoch = epoch;
+        core.accepted_epoch = epoch;
+        core.persist_epochs();
+        let waiting: Vec<ServerId> = self.learners.keys().copied().collect();
+        for sid in waiting {
+            self.learners.get_mut(&sid).expect("listed").phase = LearnerPhase::AwaitAckEpoch;
+            core.send(sid, Message::LeaderInfo { epoch });
+        }
+    }
+
+    /// With a quorum of epoch acknowledgements (none ahead of us), our
+    /// history has everything committed: adopt the epoch and sync those
+    /// waiting. Before that, syncing could truncate committed
+    /// transactions from a learner that knows more than we do.
+    fn try_confirm(&mut self, core: &mut Core) -> Next {
+        if self.confirmed || self.epoch == 0 {
+            return Next::Stay;
+        }
+        let acked: Vec<(ServerId, i64)> = self
+            .learners
+            .iter()
+            .filter_map(|(&sid, l)| match l.phase {
+                LearnerPhase::EpochAcked { last_zxid } => Some((sid, last_zxid)),
+                _ => None,
+            })
+            .collect();
+        let voters = acked
+            .iter()
+            .filter(|(sid, _)| core.cfg.is_voter(*sid))
+            .count();
+        if !core.cfg.is_quorum(voters + 1) {
+            return Next::Stay;
+        }
+        self.confirmed = true;
+        core.current_epoch = self.epoch;
+        core.persist_epochs();
+        // Everyone of this leadership answers LOOKING servers with the
+        // same vote, so one that joins later can count them as agreeing
+        // (ZooKeeper's `updateElectionVote`).
+        core.vote.peer_epoch = self.epoch;
+        for (sid, last_zxid) in acked {
+            self.sync(core, sid, last_zxid);
+        }
+        self.try_establish(core)
+    }
+
+    /// Brings one learner level with us: DIFF, TRUNC or SNAP, then
+    /// NEWLEADER. From now on it receives every round.
+    fn sync(&mut self, core: &mut Core, sid: ServerId, peer_zxid: i64) {
+        let committed = if self.established {
+            self.commit_zxid
+        } else {
+            core.last_logged
+        };
+        let last = core.last_logged;
+        let in_history = |z: i64| {
+            z == core.history_floor || core.history.binary_search_by_key(&z, |r| r.0).is_ok()
+        };
+        if peer_zxid > last || (peer_zxid >= core.history_floor && !in_history(peer_zxid)) {
+            // The learner holds transactions we do not: it truncates to the
+            // last zxid we share and comes back.
+            let start = core.history.partition_point(|(z, _)| *z < peer_zxid);
+            let common = if start == 0 {
+                core.history_floor
+            } else {
+                core.history[start - 1].0
+            };
+            core.send(
+                sid,
+                Message::Trunc {
+                    zxid: common.min(last),
+                },
+            );
+            self.learners.remove(&sid);
+            return;
+        }
+        let (snap_zxid, snap) = if peer_zxid < core.history_floor {
+            let (tree, sessions) = match &self.pipeline {
+                Some(p) => (p.committed_tree().clone(), core.sessions_vec()),
+                None => (core.tree.clone(), core.sessions_vec()),
+            };
+            (tree.last_zxid, Some(Message::Snap { tree, sessions }))
+        } else {
+            (peer_zxid, None)
+        };
+        if let Some(snap) = snap {
+            core.send(sid, snap);
+        }
+        let records = core.history_after(snap_zxid);
+        core.send(sid, Message::Diff { records, committed });
+        core.send(sid, Message::NewLeader { epoch: self.epoch });
+        let round = self.next_round - 1;
+        self.learners.get_mut(&sid).expect("syncing").phase = LearnerPhase::Syncing { round };
+    }
+
+    /// With a quorum of NEWLEADER acknowledgements (our own once our log is
+    /// durable), our history is committed: start serving.
+    fn try_establish(&mut self, core: &mut Core) -> Next {
+        if self.established || !self.confirmed || core.durable < core.last_logged {
+            return Next::Stay;
+        }
+        let voters = self
+            .newleader_acks
+            .iter()
+            .filter(|s| core.cfg.is_voter(**s))
+            .count();
+        if !core.cfg.is_quorum(voters + 1) {
+            return Next::Stay;
+        }
+        self.established = true;
+        self.commit_zxid = core.last_logged;
+        let tree = std::mem::replace(&mut core.tree, DataTree::new(core.cfg.extended_types));
+        let mut p = Pipeline::new(
+            PipelineConfig {
+                tick_ms: core.cfg.tick_ms,
+                server_id: core.id as u8,
+                extended_types: core.cfg.extended_types,
+                container_check_interval_ms: core.cfg.container_check_interval_ms,
+            },
+            core.now,
+        );
+        p.restore(tree, &core.sessions_vec(), core.now);
+        p.finish_recovery(core.now);
+        p.start_epoch(self.epoch);
+        let published = CommittedBatch {
+            entries: Vec::new(),
+            tree: p.committed_tree().clone(),
+        };
+        self.pipeline = Some(p);
+        for sid in self.newleader_acks.clone() {
+            if let Some(l) = self.learners.get_mut(&sid) {
+                if matches!(l.phase, LearnerPhase::Syncing { .. }) {
+                    l.phase = LearnerPhase::Active;
+                    core.send(sid, Message::UpToDate);
+                }
+            }
+        }
+        core.out.push(Output::Committed(published));
+        core.set_serving(true);
+        core.trim_history(self.commit_zxid);
+        Next::Stay
+    }
+
+    fn on_durable(&mut self, core: &mut Core) -> Next {
+        if !self.established {
+            return self.try_establish(core);
+        }
+        let next = self.try_commit(core);
+        self.flush(core);
+        next
+    }
+
+    /// Hands the pipeline's next batches to the log and the followers, up
+    /// to the pipelining bound.
+    fn flush(&mut self, core: &mut Core) {
+        if !self.established {
+            return;
+        }
+        while self.rounds.len() < core.cfg.rounds_in_flight_max {
+            let (records_max, bytes_max) = (core.cfg.batch_records_max, core.cfg.batch_bytes_max);
+            let batch = self.pipeline().take_batch(records_max, bytes_max);
+            if batch.entries == 0 {
+                break;
+            }
+            let records: Vec<Record> = batch
+                .records
+                .into_iter()
+                .map(|(z, r)| (z, Bytes::from(r)))
+                .collect();
+            core.append(records.clone());
+            let id = self.next_round;
+            self.next_round += 1;
+            for (&sid, l) in &self.learners {
+                if l.forwarding() && !l.observer {
+                    core.out.push(Output::Send {
+                        to: sid,
+                        msg: Message::Propose {
+                            round: id,
+                            records: records.clone(),
+                        },
+                    });
+                }
+            }
+            self.rounds.push_back(Round {
+                id,
+                last_zxid: core.last_logged,
+                entries: batch.entries,
+                records,
+                acks: BTreeSet::new(),
+            });
+        }
+        // A round without records (only barriers) may already be durable.
+        self.try_commit(core);
+    }
+
+    /// Commits rounds in order while the oldest has a quorum.
+    fn try_commit(&mut self, core: &mut Core) -> Next {
+        while let Some(r) = self.rounds.front() {
+            let own = usize::from(core.durable >= r.last_zxid);
+            if !core.cfg.is_quorum(r.acks.len() + own) {
+                break;
+            }
+            let r = self.rounds.pop_front().expect("front");
+            let mut batch = self.pipeline().persisted(r.entries);
+            self.commit_zxid = batch.tree.last_zxid;
+            let mut done: BTreeMap<ServerId, Vec<Done>> = BTreeMap::new();
+            for e in &mut batch.entries {
+                match &e.outcome {
+                    Outcome::SessionCreated {
+                        session,
+                        timeout_ms,
+                        ..
+                    } => {
+                        core.sessions.insert(*session, *timeout_ms);
+                    }
+                    _ => {
+                        if let Some(s) = e.closed_session {
+                            core.sessions.remove(&s);
+                        }
+                    }
+                }
+                let Some(origin) = e.origin.filter(|o| o.core == REMOTE_CORE) else {
+                    continue;
+                };
+                e.origin = None;
+                if let Some((sid, id)) = self.remote.remove(&origin.conn) {
+                    done.entry(sid).or_default().push(Done {
+                        id,
+                        zxid: e.zxid,
+                        barrier: e.barrier,
+                        outcome: e.outcome.clone(),
+                    });
+                }
+            }
+            for (&sid, l) in &self.learners {
+                if !l.forwarding() {
+                    continue;
+                }
+                let mine = done.remove(&sid).unwrap_or_default();
+                let msg = if l.observer {
+                    Message::Inform {
+                        records: r.records.clone(),
+                        zxid: self.commit_zxid,
+                        done: mine,
+                    }
+                } else {
+                    Message::Commit {
+                        zxid: self.commit_zxid,
+                        done: mine,
+                    }
+                };
+                core.out.push(Output::Send { to: sid, msg });
+            }
+            core.out.push(Output::Committed(batch));
+            core.trim_history(self.commit_zxid);
+        }
+        Next::Stay
+    }
+
+    fn tick(&mut self, core: &mut Core) -> Next {
+        let tick = core.cfg.tick_ms;
+        if !self.established {
+            if core.now > self.started_ms + core.cfg.init_limit as u64 * tick {
+                return Next::Look;
+            }
+            return Next::Stay;
+        }
+        let limit = core.cfg.sync_limit as u64 * tick;
+        let now = core.now;
+        let init = core.cfg.init_limit as u64 * tick;
+        self.learners.retain(|_, l| {
+            let allowed = if l.forwarding() { limit } else { init };
+            l.last_heard_ms + allowed >= now
+        });
+        let live = self
+            .learners
+            .values()
+            .filter(|l| !l.observer && l.forwarding())
+            .count();
+        if !core.cfg.is_quorum(live + 1) {
+            return Next::Look;
+        }
+        if now >= self.last_ping_ms + tick / 2 {
+            self.last_ping_ms = now;
+            let to: Vec<ServerId> = self
+                .learners
+                .iter()
+                .filter(|(_, l)| l.forwarding())
+                .map(|(s, _)| *s)
+                .collect();
+            for sid in to {
+                core.send(
+                    sid,
+                    Message::Ping {
+                        touched: Vec::new(),
+                    },
+                );
+            }
+        }
+        self.pipeline().tick(now);
+        self.flush(core);
+        Next::Stay
+    }
+}
+
+impl Follower {
+    fn send_info(&self, core: &mut Core) {
+        core.send(
+            self.leader,
+            Message::FollowerInfo {
+                accepted_epoch: core.accepted_epoch,
+                last_zxid: core.last_logged,
+                observer: self.observer,
+            },
+        );
+    }
+
+    fn tick(&mut self, core: &mut Core) -> Next {
+        let tick = core.cfg.tick_ms;
+        let limit = if self.phase == FollowerPhase::Broadcast {
+            core.cfg.sync_limit
+        } else {
+            core.cfg.init_limit
+        } as u64
+            * tick;
+        if core.now > self.last_heard_ms + limit {
+            return Next::Look;
+        }
+        // The leader may not have been leading yet when we first asked.
+        if self.phase == FollowerPhase::Connecting && core.now >= self.last_info_ms + tick {
+            self.last_info_ms = core.now;
+            self.send_info(core);
+        }
+        Next::Stay
+    }
+
+    fn receive(&mut self, core: &mut Core, from: ServerId, msg: Message) -> Next {
+        // Only what a leader sends proves it leads: two servers that chose
+        // each other must not keep each other alive with FollowerInfo.
+        if from != self.leader || matches!(msg, Message::FollowerInfo { .. }) {
+            return Next::Stay;
+        }
+        self.last_heard_ms = core.now;
+        match msg {
+            Message::LeaderInfo { epoch } if self.phase == FollowerPhase::Connecting => {
+                if epoch < core.accepted_epoch {
+                    return Next::Look;
+                }
+                if epoch > core.accepted_epoch {
+                    core.accepted_epoch = epoch;
+                    core.persist_epochs();
+                }
+                core.send(
+                    self.leader,
+                    Message::AckEpoch {
+                        current_epoch: core.current_epoch,
+                        last_zxid: core.last_logged,
+                    },
+                );
+                self.phase = FollowerPhase::Syncing;
+            }
+            Message::Snap { tree, sessions } if self.phase == FollowerPhase::Syncing => {
+                core.tree = tree.clone();
+                core.sessions = sessions.iter().copied().collect();
+                core.last_logged = tree.last_zxid;
+                core.history.clear();
+                core.history_floor = tree.last_zxid;
+                core.out.push(Output::InstallSnapshot { tree, sessions });
+            }
+            Message::Diff { records, committed } if self.phase == FollowerPhase::Syncing => {
+                core.append(records);
+                self.commit_point = self.commit_point.max(committed);
+            }
+            Message::Trunc { zxid } if self.phase == FollowerPhase::Syncing => {
+                core.set_serving(false);
+                core.restarting = true;
+                core.out.push(Output::TruncateAndRestart { after: zxid });
+            }
+            Message::NewLeader { epoch } if self.phase == FollowerPhase::Syncing => {
+                core.current_epoch = epoch;
+                core.vote.peer_epoch = epoch;
+                core.accepted_epoch = core.accepted_epoch.max(epoch);
+                core.persist_epochs();
+                self.newleader = Some((epoch, core.last_logged));
+                self.send_acks(core);
+            }
+            Message::UpToDate if self.phase == FollowerPhase::Syncing => {
+                self.phase = FollowerPhase::Broadcast;
+                self.apply_committed(core, Vec::new());
+                core.set_serving(true);
+            }
+            Message::Propose { round, records } if !self.observer => {
+                if self.phase == FollowerPhase::Connecting {
+                    return Next::Stay;
+                }
+                core.append(records);
+                self.unacked.push_back((round, core.last_logged));
+                self.send_acks(core);
+            }
+            Message::Commit { zxid, done } if self.phase != FollowerPhase::Connecting => {
+                self.commit_point = self.commit_point.max(zxid);
+                if self.phase == FollowerPhase::Broadcast {
+                    self.apply_committed(core, done);
+                }
+            }
+            Message::Inform {
+                records,
+                zxid,
+                done,
+            } if self.phase != FollowerPhase::Connecting => {
+                core.append(records);
+                self.commit_point = self.commit_point.max(zxid);
+                if self.phase == FollowerPhase::Broadcast {
+                    self.apply_committed(core, done);
+                }
+            }
+            Message::Ping { .. } => {
+                let touched = std::mem::take(&mut self.touched).into_iter().collect();
+                core.send(self.leader, Message::Ping { touched });
+            }
+            _ => {}
+        }
+        Next::Stay
+    }
+
+    /// Acknowledges NEWLEADER and rounds whose records are durable.
+    fn send_acks(&mut self, core: &mut Core) {
+        if let Some((epoch, zxid)) = self.newleader {
+            if core.durable < zxid {
+                return;
+            }
+            self.newleader = None;
+            core.send(self.leader, Message::AckNewLeader { epoch });
+        }
+        while let Some(&(round, zxid)) = self.unacked.front() {
+            if core.durable < zxid {
+                break;
+            }
+            self.unacked.pop_front();
+            if !self.observer {
+                core.send(self.leader, Message::Ack { round });
+            }
+        }
+    }
+
+    /// Applies what is committed and publishes it, with the outcomes of
+    /// our own forwarded requests in the leader's order.
+    fn apply_committed(&mut self, core: &mut Core, done: Vec<Done>) {
+        let from = core.tree.last_zxid;
+        let mut entries = Vec::new();
+        for d in done {
+            let origin = self.forwarded.remove(&d.id);
+            let upto = if d.barrier { d.zxid } else { d.zxid - 1 };
+            apply_internal(core, upto.min(self.commit_point), &mut entries);
+            if d.barrier {
+                entries.push(CommittedEntry {
+                    origin,
+                    session: 0,
+                    zxid: core.tree.last_zxid,
+                    outcome: d.outcome,
+                    triggers: Vec::new(),
+                    closed_session: None,
+                    view_before: origin.filter(|o| o.reads_ahead).map(|_| core.tree.clone()),
+                    barrier: true,
+                });
+                continue;
+            }
+            let view_before = origin.filter(|o| o.reads_ahead).map(|_| core.tree.clone());
+            let mut outcome = Some(d.outcome);
+            core.apply_logged(d.zxid, |_, txn, applied| {
+                entries.push(CommittedEntry {
+                    origin,
+                    session: txn.header.session,
+                    zxid: txn.header.zxid,
+                    outcome: outcome.take().unwrap_or(Outcome::Internal),
+                    triggers: applied.triggers,
+                    closed_session: closed(txn),
+                    view_before: view_before.clone(),
+                    barrier: false,
+                });
+            });
+        }
+        apply_internal(core, self.commit_point, &mut entries);
+        if core.tree.last_zxid != from || !entries.is_empty() {
+            core.out.push(Output::Committed(CommittedBatch {
+                entries,
+                tree: core.tree.clone(),
+            }));
+        }
+        core.trim_history(core.tree.last_zxid);
+    }
+}
+
+fn closed(txn: &Txn) -> Option<SessionId> {
+    matches!(txn.body, TxnBody::CloseSession).then_some(txn.header.session)
+}
+
+/// Applies committed transactions nobody here waits for.
+fn apply_internal(core: &mut Core, upto: i64, entries: &mut Vec<CommittedEntry>) {
+    core.apply_logged(upto, |_, txn, applied| {
+        entries.push(CommittedEntry {
+            origin: None,
+            session: txn.header.session,
+            zxid: txn.header.zxid,
+            outcome: Outcome::Internal,
+            triggers: applied.triggers,
+            closed_session: closed(txn),
+            view_before: None,
+            barrier: false,
+        });
+    });
+}

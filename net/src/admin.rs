@@ -267,23 +267,41 @@ fn accept_loop(listener: TcpListener, admin: Arc<Admin>) {
                 continue;
             }
         };
-        if admin.active.fetch_add(1, Ordering::AcqRel) >= ADMIN_CONNECTIONS_MAX {
-            admin.active.fetch_sub(1, Ordering::AcqRel);
+        let Some(slot) = Slot::take(&admin) else {
             let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
             let _ = stream.write_all(&encode(&text(503, "too many admin connections\n"), false));
             continue;
-        }
+        };
         let a = admin.clone();
         let spawned = std::thread::Builder::new()
             .name("corral-admin-conn".into())
             .spawn(move || {
+                let _slot = slot;
                 serve(&a, stream);
-                a.active.fetch_sub(1, Ordering::AcqRel);
             });
         if let Err(e) = spawned {
-            admin.active.fetch_sub(1, Ordering::AcqRel);
             warn!("admin: cannot start a connection thread: {e}");
         }
+    }
+}
+
+/// One of the `ADMIN_CONNECTIONS_MAX` connection slots, given back when
+/// dropped, also if a connection thread panics.
+struct Slot(Arc<Admin>);
+
+impl Slot {
+    fn take(admin: &Arc<Admin>) -> Option<Slot> {
+        if admin.active.fetch_add(1, Ordering::AcqRel) >= ADMIN_CONNECTIONS_MAX {
+            admin.active.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(admin.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

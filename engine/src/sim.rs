@@ -204,6 +204,8 @@ struct Client {
     server: Option<ServerId>,
     /// Identifies the connection: replies to an earlier one are ignored.
     conn: u64,
+    /// When the server last answered (or the connection started).
+    last_heard_us: u64,
     session: Option<SessionId>,
     next_xid: i32,
     pending: VecDeque<(i32, ClientOp)>,
@@ -300,6 +302,7 @@ impl Sim {
             sim.clients.push(Client {
                 server: None,
                 conn: c as u64,
+                last_heard_us: 0,
                 session: None,
                 next_xid: 1,
                 pending: VecDeque::new(),
@@ -346,12 +349,19 @@ impl Sim {
 
     /// Runs the whole history. Err names the seed and what broke.
     pub fn run(mut self) -> Result<Report, String> {
+        let end = (self.cfg.duration_ms + self.cfg.settle_ms) * 1000;
+        self.run_until(end)?;
+        self.finish()
+    }
+
+    /// Runs every event up to `end` (µs of simulated time).
+    fn run_until(&mut self, end: u64) -> Result<(), String> {
         let faults_end = self.cfg.duration_ms * 1000;
-        let end = faults_end + self.cfg.settle_ms * 1000;
-        while let Some(Reverse((t, _, slot))) = self.queue.pop() {
+        while let Some(&Reverse((t, _, _))) = self.queue.peek() {
             if t > end {
                 break;
             }
+            let Reverse((t, _, slot)) = self.queue.pop().expect("peeked");
             if self.writes_on && t >= faults_end {
                 self.calm();
             }
@@ -387,7 +397,16 @@ impl Sim {
             }
         }
         self.now_us = self.now_us.max(end);
-        self.finish()
+        Ok(())
+    }
+
+    fn leader(&self) -> Option<ServerId> {
+        self.ids.iter().copied().find(|id| {
+            self.servers[id]
+                .peer
+                .as_ref()
+                .is_some_and(|p| p.leading_epoch().is_some())
+        })
     }
 
     /// Keeps the event arena from growing without bound.
@@ -424,7 +443,9 @@ impl Sim {
             Event::Disconnected { at, .. } => Some(*at),
             Event::Tick(id) | Event::Restart(id) => Some(*id),
             Event::SyncDone { server, .. } => Some(*server),
-            Event::ClientStep(c) => self.clients[*c].server,
+            // Clients are processes of their own: they notice a paused
+            // server by its silence.
+            Event::ClientStep(_) => None,
             Event::Fault | Event::Heal => None,
         }
     }
@@ -828,12 +849,7 @@ impl Sim {
             }
             1 if self.partition.is_none() => {
                 let mut side = BTreeSet::new();
-                let leader = self.ids.iter().copied().find(|id| {
-                    self.servers[id]
-                        .peer
-                        .as_ref()
-                        .is_some_and(|p| p.leading_epoch().is_some())
-                });
+                let leader = self.leader();
                 match leader {
                     // Cut the leader off alone: the deposed leader that
                     // does not know it yet.
@@ -874,12 +890,7 @@ impl Sim {
             3 => {
                 // A pause longer than the session timeout, often of the
                 // leader: it resumes believing it still leads.
-                let leader = self.ids.iter().copied().find(|id| {
-                    self.servers[id]
-                        .peer
-                        .as_ref()
-                        .is_some_and(|p| p.leading_epoch().is_some())
-                });
+                let leader = self.leader();
                 let id = match leader {
                     Some(l) if self.rng.chance(700) => l,
                     _ => self.ids[self.rng.below(n) as usize],
@@ -897,6 +908,21 @@ impl Sim {
 
     fn client_step(&mut self, c: usize) -> Result<(), String> {
         let now = self.now_ms();
+        if let Some(server) = self.clients[c].server {
+            if self
+                .paused_until
+                .get(&server)
+                .is_some_and(|&t| t > self.now_us)
+            {
+                // No answer: after 2/3 of the session timeout the client
+                // gives up on the server, as ZooKeeper's clients do.
+                let silent = self.now_us - self.clients[c].last_heard_us;
+                if silent > SESSION_TIMEOUT_MS as u64 * 2000 / 3 {
+                    self.connection_lost(c);
+                }
+                return Ok(());
+            }
+        }
         let Some(server) = self.clients[c].server else {
             // Connect to a serving server, re-attaching the session if any.
             let serving: Vec<ServerId> = self
@@ -911,6 +937,16 @@ impl Sim {
             let server = serving[self.rng.below(serving.len() as u64) as usize];
             self.clients[c].server = Some(server);
             self.clients[c].conn += 1 << 16;
+            self.clients[c].last_heard_us = self.now_us;
+            if self
+                .paused_until
+                .get(&server)
+                .is_some_and(|&t| t > self.now_us)
+            {
+                // The kernel accepts the connection; the process does not
+                // answer, and the client times out.
+                return Ok(());
+            }
             let submission = match self.clients[c].session {
                 Some(session) => Submission::Reattach {
                     origin: self.origin(c),
@@ -1047,6 +1083,7 @@ impl Sim {
         if self.clients[c].server != Some(server) || self.clients[c].conn != origin.conn {
             return Ok(()); // an earlier connection's reply
         }
+        self.clients[c].last_heard_us = self.now_us;
         let Some((xid, op)) = self.clients[c].pending.pop_front() else {
             return Err(self.fail(format!(
                 "client {c}: reply {} with nothing pending",
@@ -1300,6 +1337,106 @@ mod tests {
             let r = Sim::new(cfg).run().unwrap();
             assert_eq!(r.epochs, 1, "{voters} voters: {r:?}");
         }
+    }
+
+    /// The GC-pause case: the leader stops for longer than the session
+    /// timeout, the others elect a new leader that acknowledges writes,
+    /// and the first thing the old leader does when it resumes is take a
+    /// sync from its client. The sync must not complete from its stale
+    /// state: it needs a quorum round the others refuse, so the client
+    /// gets connection loss, never a stale read (the client checks).
+    #[test]
+    fn a_resumed_leader_cannot_answer_a_sync_from_stale_state() {
+        let cfg = SimConfig {
+            seed: 11,
+            voters: 3,
+            observers: 0,
+            clients: 3,
+            duration_ms: 60_000,
+            settle_ms: 0,
+            faults: false,
+            history_max: 100,
+            trace: false,
+        };
+        let mut sim = Sim::new(cfg);
+        sim.run_until(1_500_000).unwrap();
+        let old = sim.leader().expect("elected");
+        // Client 2 only syncs; connect it to the leader.
+        sim.connection_lost(2);
+        sim.clients[2].session = None;
+        let origin = sim.origin(2);
+        sim.clients[2].server = Some(old);
+        let connect = Submission::CreateSession {
+            origin,
+            timeout_ms: SESSION_TIMEOUT_MS,
+        };
+        sim.submit(2, connect, ClientOp::Connect).unwrap();
+        sim.run_until(1_700_000).unwrap();
+        assert!(sim.clients[2].session.is_some());
+        let session = sim.clients[2].session.unwrap();
+
+        // Quiesce first: with nothing outstanding, a leader that answered
+        // syncs from its own state (as Apache ZooKeeper's does) would
+        // answer this one at once.
+        sim.writes_on = false;
+        let mut t = sim.now_us;
+        while sim.servers[&old].peer.as_ref().unwrap().rounds_in_flight() > 0
+            || !sim.servers[&old].disk.pending.is_empty()
+        {
+            t += 10_000;
+            sim.run_until(t).unwrap();
+        }
+        sim.writes_on = true;
+        let resume = sim.now_us + 3_000_000;
+        sim.paused_until.insert(old, resume);
+        sim.run_until(resume - 1_000).unwrap();
+        let new = sim.leader().filter(|&l| l != old);
+        assert!(new.is_some(), "the others elected a new leader");
+        let acked_before = sim.report.acked_writes;
+        assert!(acked_before > 0);
+        let expect: BTreeMap<String, i64> = sim
+            .acked
+            .iter()
+            .map(|(p, (z, _))| (p.clone(), *z))
+            .collect();
+        let newest = expect.values().copied().max().unwrap();
+        assert!(
+            newest >> 32
+                > sim.servers[&old]
+                    .peer
+                    .as_ref()
+                    .unwrap()
+                    .leading_epoch()
+                    .unwrap() as i64,
+            "a write of the new epoch was acknowledged"
+        );
+
+        // The old leader resumes and reads its client's sync first (the
+        // client still holds its connection there).
+        sim.connection_lost(2);
+        sim.clients[2].server = Some(old);
+        sim.clients[2].conn += 1 << 16;
+        sim.clients[2].last_heard_us = sim.now_us;
+        sim.clients[2].session = Some(session);
+        let origin = sim.origin(2);
+        let sync = Submission::Sync {
+            origin,
+            session,
+            path: "/".into(),
+        };
+        sim.submit(2, sync, ClientOp::Sync { expect }).unwrap();
+        // A stale answer fails the run: the client checks every sync.
+        sim.run_until(resume + 3_000_000).unwrap();
+        assert!(sim.servers[&old]
+            .peer
+            .as_ref()
+            .unwrap()
+            .leading_epoch()
+            .is_none());
+        assert!(
+            sim.clients[2].pending.is_empty(),
+            "the client saw connection loss"
+        );
     }
 
     #[test]

@@ -327,6 +327,14 @@ impl Peer {
         }
     }
 
+    /// Rounds proposed and not yet committed (0 unless leading).
+    pub fn rounds_in_flight(&self) -> usize {
+        match &self.role {
+            Role::Leading(l) => l.rounds.len(),
+            _ => 0,
+        }
+    }
+
     pub fn serving(&self) -> bool {
         self.core.serving
     }

@@ -64,6 +64,10 @@ impl Reader {
         Ok(i64::from_be_bytes(a))
     }
 
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
     pub fn bool(&mut self) -> Result<bool> {
         Ok(self.take(1)?[0] != 0)
     }

@@ -600,6 +600,11 @@ impl Sim {
     }
 
     fn send(&mut self, from: ServerId, to: ServerId, msg: Message) {
+        // Every message crosses the wire form, as between real servers.
+        let mut frame = Vec::new();
+        crate::zab::codec::encode(&msg, &mut frame);
+        let msg = crate::zab::codec::decode(Bytes::from(frame).slice(4..))
+            .unwrap_or_else(|e| panic!("{msg:?} does not survive its encoding: {e}"));
         let down = self.servers[&to].peer.is_none();
         if msg.is_election() {
             if down || self.crosses_partition(from, to) {

@@ -65,6 +65,7 @@
 //! leader per epoch proposes each zxid once, so two servers holding the same
 //! zxid hold the same transaction, and two trees at the same zxid are equal.
 
+pub mod codec;
 mod election;
 mod peer;
 
@@ -73,7 +74,7 @@ use bytes::Bytes;
 pub use election::Vote;
 pub use peer::Peer;
 
-use crate::pipeline::{CommittedBatch, Outcome, Submission};
+use crate::pipeline::{CommittedBatch, Submission};
 use crate::tree::DataTree;
 use crate::types::SessionId;
 
@@ -183,15 +184,27 @@ impl Durable {
     }
 }
 
-/// The outcome of a forwarded request, returned to the server that
-/// forwarded it. `barrier` marks a sync or re-attach (no transaction): it
-/// completes after every transaction up to `zxid`.
-#[derive(Clone, Debug)]
+/// A forwarded request is done, told to the server that forwarded it. The
+/// learner computes the reply itself by applying the same transaction (or,
+/// for a barrier, from what it forwarded), so only what it cannot know
+/// travels.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Done {
     pub id: u64,
+    /// The request's transaction, or for a barrier the last transaction
+    /// it waited for.
     pub zxid: i64,
-    pub barrier: bool,
-    pub outcome: Outcome,
+    pub kind: DoneKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoneKind {
+    Txn,
+    Sync,
+    /// The session's timeout if it is live and the password matched.
+    Reattach {
+        timeout_ms: Option<i32>,
+    },
 }
 
 /// Messages between servers. Election notifications travel on their own

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 
 use super::election::{Decision, Election, Notice, Vote};
-use super::{Done, Durable, Message, Output, PeerState, Record, ServerId, ZabConfig};
+use super::{Done, DoneKind, Durable, Message, Output, PeerState, Record, ServerId, ZabConfig};
 use crate::apply;
+use crate::op::Response;
 use crate::pipeline::{
     CommittedBatch, CommittedEntry, Origin, Outcome, Pipeline, PipelineConfig, Submission,
 };
@@ -238,8 +239,16 @@ struct Follower {
     newleader: Option<(u32, i64)>,
     /// Rounds to acknowledge once durable up to their last zxid.
     unacked: VecDeque<(u64, i64)>,
-    forwarded: BTreeMap<u64, Origin>,
+    forwarded: BTreeMap<u64, Forwarded>,
     touched: BTreeSet<SessionId>,
+}
+
+/// What a follower remembers of a request it forwarded.
+struct Forwarded {
+    origin: Origin,
+    session: SessionId,
+    /// The path of a sync, for its reply.
+    sync_path: Option<String>,
 }
 
 enum Role {
@@ -387,15 +396,35 @@ impl Peer {
                 l.flush(&mut self.core);
             }
             Role::Following(f) => {
-                let origin = match &submission {
-                    Submission::Write { origin, .. }
-                    | Submission::Sync { origin, .. }
-                    | Submission::CreateSession { origin, .. }
-                    | Submission::Reattach { origin, .. } => *origin,
+                let forwarded = match &submission {
+                    Submission::Write {
+                        origin, session, ..
+                    }
+                    | Submission::Reattach {
+                        origin, session, ..
+                    } => Forwarded {
+                        origin: *origin,
+                        session: *session,
+                        sync_path: None,
+                    },
+                    Submission::Sync {
+                        origin,
+                        session,
+                        path,
+                    } => Forwarded {
+                        origin: *origin,
+                        session: *session,
+                        sync_path: Some(path.clone()),
+                    },
+                    Submission::CreateSession { origin, .. } => Forwarded {
+                        origin: *origin,
+                        session: 0,
+                        sync_path: None,
+                    },
                 };
                 let id = self.core.next_request;
                 self.core.next_request += 1;
-                f.forwarded.insert(id, origin);
+                f.forwarded.insert(id, forwarded);
                 self.core
                     .send(f.leader, Message::Request { id, submission });
             }
@@ -1037,11 +1066,15 @@ impl Leader {
                 };
                 e.origin = None;
                 if let Some((sid, id)) = self.remote.remove(&origin.conn) {
+                    let kind = match e.outcome {
+                        _ if !e.barrier => DoneKind::Txn,
+                        Outcome::Reattached { timeout_ms, .. } => DoneKind::Reattach { timeout_ms },
+                        _ => DoneKind::Sync,
+                    };
                     done.entry(sid).or_default().push(Done {
                         id,
                         zxid: e.zxid,
-                        barrier: e.barrier,
-                        outcome: e.outcome.clone(),
+                        kind,
                     });
                 }
             }
@@ -1262,33 +1295,51 @@ impl Follower {
         let from = core.tree.last_zxid;
         let mut entries = Vec::new();
         for d in done {
-            let origin = self.forwarded.remove(&d.id);
-            let upto = if d.barrier { d.zxid } else { d.zxid - 1 };
+            let Some(fwd) = self.forwarded.remove(&d.id) else {
+                continue;
+            };
+            let origin = Some(fwd.origin);
+            let barrier = d.kind != DoneKind::Txn;
+            let upto = if barrier { d.zxid } else { d.zxid - 1 };
             apply_internal(core, upto.min(self.commit_point), &mut entries);
-            if d.barrier {
+            let view_before = fwd.origin.reads_ahead.then(|| core.tree.clone());
+            let barrier_outcome = match d.kind {
+                DoneKind::Txn => None,
+                DoneKind::Sync => Some(Outcome::Reply(Ok(Response::Path(
+                    fwd.sync_path.unwrap_or_default(),
+                )))),
+                DoneKind::Reattach { timeout_ms } => Some(Outcome::Reattached {
+                    session: fwd.session,
+                    timeout_ms,
+                }),
+            };
+            if let Some(outcome) = barrier_outcome {
                 entries.push(CommittedEntry {
                     origin,
-                    session: 0,
+                    session: fwd.session,
                     zxid: core.tree.last_zxid,
-                    outcome: d.outcome,
+                    outcome,
                     triggers: Vec::new(),
                     closed_session: None,
-                    view_before: origin.filter(|o| o.reads_ahead).map(|_| core.tree.clone()),
+                    view_before,
                     barrier: true,
                 });
                 continue;
             }
-            let view_before = origin.filter(|o| o.reads_ahead).map(|_| core.tree.clone());
-            let mut outcome = Some(d.outcome);
             core.apply_logged(d.zxid, |_, txn, applied| {
+                let mine = txn.header.zxid == d.zxid;
                 entries.push(CommittedEntry {
-                    origin,
+                    origin: origin.filter(|_| mine),
                     session: txn.header.session,
                     zxid: txn.header.zxid,
-                    outcome: outcome.take().unwrap_or(Outcome::Internal),
+                    outcome: if mine {
+                        outcome_of(txn, applied.reply)
+                    } else {
+                        Outcome::Internal
+                    },
                     triggers: applied.triggers,
                     closed_session: closed(txn),
-                    view_before: view_before.clone(),
+                    view_before: view_before.clone().filter(|_| mine),
                     barrier: false,
                 });
             });
@@ -1301,6 +1352,19 @@ impl Follower {
             }));
         }
         core.trim_history(core.tree.last_zxid);
+    }
+}
+
+/// The outcome a client's own transaction produces, as the leader's
+/// pipeline computes it.
+fn outcome_of(txn: &Txn, reply: crate::op::Reply) -> Outcome {
+    match txn.body {
+        TxnBody::CreateSession { timeout_ms } => Outcome::SessionCreated {
+            session: txn.header.session,
+            timeout_ms,
+            password: crate::session::password(txn.header.session).to_vec(),
+        },
+        _ => Outcome::Reply(reply),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod fourlw;
 pub mod metrics;
 pub mod proto;
+pub mod quorum;
 pub mod server;
 pub mod snap;
 pub mod stats;

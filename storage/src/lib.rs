@@ -7,12 +7,14 @@
 //! persisted anything (the kernel may have dropped the dirty pages).
 //!
 //! # Layout
+//! - `epoch` — the two ZAB epochs, persisted atomically in one small file.
 //! - `format` — the byte layout of segments and records; pure encode/decode.
 //! - `recovery` — reads a log directory back, truncating a torn tail.
 //! - `segment` — the aligned write cursor, and the fault-injecting disk of the model test.
 //! - `wal` — the glommio writer with group commit.
 //! - `snapshot` — rkyv snapshots read through a memory map, and retention.
 
+pub mod epoch;
 pub mod format;
 pub mod recovery;
 pub mod segment;

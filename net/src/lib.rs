@@ -18,10 +18,13 @@
 //! - `metrics` — counters and histograms, Prometheus text.
 //! - `snap` — tree <-> snapshot conversion, choosing the snapshot to load.
 //! - `tools` — `corral log dump` and `corral snapshot inspect`.
+//! - `import_zk` — `corral import-zk`: an Apache ZooKeeper data directory
+//!   into a corral one.
 
 pub mod admin;
 pub mod config;
 pub mod fourlw;
+pub mod import_zk;
 pub mod metrics;
 pub mod proto;
 pub mod quorum;

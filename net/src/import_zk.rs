@@ -1,0 +1,7 @@
+//! `corral import-zk`: an Apache ZooKeeper 3.x data directory turned into a
+//! corral data directory.
+//!
+//! # Layout
+//! - `format` — ZooKeeper's snapshot, log and transaction formats; pure.
+
+pub mod format;

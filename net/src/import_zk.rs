@@ -3,5 +3,7 @@
 //!
 //! # Layout
 //! - `format` — ZooKeeper's snapshot, log and transaction formats; pure.
+//! - `tree` — ZooKeeper's data tree as its restore changes it; pure.
 
 pub mod format;
+pub mod tree;

@@ -34,6 +34,30 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Migrate an Apache ZooKeeper data directory (snapshots and transaction logs) into a corral data directory.
+    ImportZk(ImportZkArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportZkArgs {
+    /// ZooKeeper's dataDir (the directory holding version-2/), or version-2 itself.
+    #[arg(long, value_name = "DIR")]
+    zk_data_dir: PathBuf,
+    /// ZooKeeper's dataLogDir, if its transaction logs are kept apart from dataDir.
+    #[arg(long, value_name = "DIR")]
+    zk_data_log_dir: Option<PathBuf>,
+    /// corral's data directory to create (must be empty unless --force).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Write into a non-empty data directory, deleting corral's snapshots and log segments there.
+    #[arg(long)]
+    force: bool,
+    /// ZooKeeper ran with zookeeper.extendedTypesEnabled (TTL nodes); run corral with --extended-types too.
+    #[arg(long)]
+    extended_types: bool,
+    /// Write the result even if the rebuilt tree's digest disagrees with the one ZooKeeper logged.
+    #[arg(long)]
+    ignore_digest_mismatch: bool,
 }
 
 #[derive(Subcommand)]
@@ -189,6 +213,20 @@ fn server(args: ServerArgs) -> ExitCode {
     }
 }
 
+fn import_zk(a: ImportZkArgs) -> anyhow::Result<()> {
+    let opts = net::import_zk::Options {
+        zk_data_dir: a.zk_data_dir,
+        zk_data_log_dir: a.zk_data_log_dir,
+        data_dir: a.data_dir,
+        force: a.force,
+        extended_types: a.extended_types,
+        ignore_digest_mismatch: a.ignore_digest_mismatch,
+    };
+    let summary = net::import_zk::run(&opts)?;
+    println!("{summary}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let tool = match cli.command {
@@ -199,6 +237,7 @@ fn main() -> ExitCode {
         Command::Snapshot {
             command: SnapshotCommand::Inspect { file, json },
         } => net::tools::snapshot_inspect(&file, json),
+        Command::ImportZk(a) => import_zk(a),
     };
     match tool {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,8 +20,10 @@
 //! - `tools` — `corral log dump` and `corral snapshot inspect`.
 //! - `import_zk` — `corral import-zk`: an Apache ZooKeeper data directory
 //!   into a corral one.
+//! - `cli` — `corral cli`, a zkCli-compatible shell over the `client` crate.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod fourlw;
 pub mod import_zk;

@@ -36,6 +36,13 @@ enum Command {
     },
     /// Migrate an Apache ZooKeeper data directory (snapshots and transaction logs) into a corral data directory.
     ImportZk(ImportZkArgs),
+    /// A zkCli-compatible client shell: `corral cli [-server host:port[/chroot]] [-timeout ms] [cmd args...]`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        /// zkCli's own options and command, passed through untouched.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -231,6 +238,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let tool = match cli.command {
         Command::Server(a) => return server(a),
+        Command::Cli { args } => return ExitCode::from(net::cli::main(args).clamp(0, 255) as u8),
         Command::Log {
             command: LogCommand::Dump { dir, json },
         } => net::tools::log_dump(&dir, json),

@@ -343,9 +343,12 @@ impl Shell {
     /// exception ends zkCli.
     fn process_cmd(&mut self, args: Vec<String>) -> Next {
         match self.process_zk_cmd(args) {
-            Ok(next) => {
+            // zkCli exits inside processZKCmd, with the previous command's
+            // code.
+            Ok(Next::Quit) => Next::Quit,
+            Ok(Next::Continue) => {
                 self.exit_code = 0;
-                next
+                Next::Continue
             }
             Err(e) => {
                 self.exit_code = e.exit_code;
@@ -628,31 +631,52 @@ fn spawn_readline(
 }
 
 /// Tab completion: command names for the first word, znode paths (asked
-/// of the server) for a word starting with '/'.
+/// of the server) for a word starting with '/'. Returns where the
+/// completed word starts and the candidates, sorted.
+pub async fn complete(zk: Option<&Client>, line: &str, pos: usize) -> (usize, Vec<String>) {
+    let before = &line[..pos.min(line.len())];
+    let start = before
+        .char_indices()
+        .rfind(|(_, c)| c.is_whitespace())
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let word = &before[start..];
+    if before[..start].trim().is_empty() {
+        let names = all_command_names()
+            .into_iter()
+            .filter(|c| c.starts_with(word))
+            .map(str::to_string)
+            .collect();
+        return (start, names);
+    }
+    let (dir, prefix) = match word.rfind('/') {
+        Some(0) => ("/", &word[1..]),
+        Some(i) if word.starts_with('/') => (&word[..i], &word[i + 1..]),
+        _ => return (start, Vec::new()),
+    };
+    let Some(zk) = zk.filter(|z| z.state().is_alive()) else {
+        return (start, Vec::new());
+    };
+    if client::connect_string::validate_path(dir).is_err() {
+        return (start, Vec::new());
+    }
+    let mut children = match zk.get_children(dir, false, false).await {
+        Ok((c, _)) => c,
+        Err(_) => return (start, Vec::new()),
+    };
+    children.sort();
+    let found = children
+        .into_iter()
+        .filter(|c| c.starts_with(prefix))
+        .map(|c| engine::path::join(dir, &c))
+        .collect();
+    (start, found)
+}
+
+/// rustyline's side of `complete`, with the current session.
 struct Completion {
     slot: SessionSlot,
     rt: tokio::runtime::Handle,
-}
-
-impl Completion {
-    fn children(&self, dir: &str) -> Vec<String> {
-        let Some(zk) = self.slot.lock().expect("session slot").clone() else {
-            return Vec::new();
-        };
-        if !zk.state().is_alive() {
-            return Vec::new();
-        }
-        let fut = tokio::time::timeout(COMPLETION_TIMEOUT, async move {
-            zk.get_children(dir, false, false).await
-        });
-        match self.rt.block_on(fut) {
-            Ok(Ok((mut c, _))) => {
-                c.sort();
-                c
-            }
-            _ => Vec::new(),
-        }
-    }
 }
 
 impl Completer for Completion {
@@ -664,42 +688,17 @@ impl Completer for Completion {
         pos: usize,
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let before = &line[..pos];
-        let start = before
-            .rfind(char::is_whitespace)
-            .map(|i| i + before[i..].chars().next().map_or(1, char::len_utf8))
-            .unwrap_or(0);
-        let word = &before[start..];
-        let pair = |s: String| Pair {
-            display: s.clone(),
-            replacement: s,
-        };
-        if before[..start].trim().is_empty() {
-            let names = all_command_names()
-                .into_iter()
-                .filter(|c| c.starts_with(word))
-                .map(|c| pair(c.to_string()))
-                .collect();
-            return Ok((start, names));
-        }
-        if !word.starts_with('/') {
-            return Ok((start, Vec::new()));
-        }
-        let (dir, prefix) = match word.rfind('/') {
-            Some(0) => ("/", &word[1..]),
-            Some(i) => (&word[..i], &word[i + 1..]),
-            None => return Ok((start, Vec::new())),
-        };
-        if client::connect_string::validate_path(dir).is_err() {
-            return Ok((start, Vec::new()));
-        }
-        let found = self
-            .children(dir)
+        let zk = self.slot.lock().expect("session slot").clone();
+        let fut = tokio::time::timeout(COMPLETION_TIMEOUT, complete(zk.as_ref(), line, pos));
+        let (start, found) = self.rt.block_on(fut).unwrap_or((pos, Vec::new()));
+        let pairs = found
             .into_iter()
-            .filter(|c| c.starts_with(prefix))
-            .map(|c| pair(engine::path::join(dir, &c)))
+            .map(|s| Pair {
+                display: s.clone(),
+                replacement: s,
+            })
             .collect();
-        Ok((start, found))
+        Ok((start, pairs))
     }
 }
 

@@ -583,7 +583,9 @@ fn spawn_readline(
     let (prompt_tx, prompt_rx) = std::sync::mpsc::channel::<String>();
     let (printer_tx, printer_rx) = std::sync::mpsc::channel::<Option<Printer>>();
     std::thread::spawn(move || {
+        // List completions as JLine (and bash) do, rather than cycling.
         let config = rustyline::Config::builder()
+            .completion_type(rustyline::CompletionType::List)
             .max_history_size(HISTORY_LINES_MAX)
             .map(|b| b.build())
             .unwrap_or_default();
@@ -689,8 +691,13 @@ impl Completer for Completion {
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let zk = self.slot.lock().expect("session slot").clone();
-        let fut = tokio::time::timeout(COMPLETION_TIMEOUT, complete(zk.as_ref(), line, pos));
-        let (start, found) = self.rt.block_on(fut).unwrap_or((pos, Vec::new()));
+        // The timer must be made inside the runtime, not on this thread.
+        let (start, found) = self
+            .rt
+            .block_on(async {
+                tokio::time::timeout(COMPLETION_TIMEOUT, complete(zk.as_ref(), line, pos)).await
+            })
+            .unwrap_or((pos, Vec::new()));
         let pairs = found
             .into_iter()
             .map(|s| Pair {

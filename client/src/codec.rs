@@ -341,6 +341,14 @@ fn put_read(out: &mut Vec<u8>, op: &ReadOp) {
 pub fn encode_request(out: &mut Vec<u8>, xid: i32, req: &Request) {
     let start = begin_frame(out);
     out.put_jute_i32(xid);
+    encode_request_body(out, req);
+    end_frame(out, start);
+}
+
+/// Appends a request's type and record, without frame or xid: for callers
+/// that number and frame requests themselves (the load generator's
+/// pipelines).
+pub fn encode_request_body(out: &mut Vec<u8>, req: &Request) {
     out.put_jute_i32(req.opcode());
     match req {
         Request::Write(op) => put_write(out, op),
@@ -353,7 +361,6 @@ pub fn encode_request(out: &mut Vec<u8>, xid: i32, req: &Request) {
             out.put_jute_buffer(auth);
         }
     }
-    end_frame(out, start);
 }
 
 /// `ReplyHeader`.

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
+use client::codec::{self, Request};
 use engine::jute::{JuteWrite, Reader};
+use engine::op::{MultiResult, ReadOp, Response, WriteOp};
 use engine::types::opcode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -93,98 +95,82 @@ impl Session {
     }
 
     pub async fn close(mut self) -> Result<()> {
-        let mut b = Vec::new();
-        b.put_jute_i32(opcode::CLOSE_SESSION);
-        self.one(b).await.map(|_| ())
+        self.one(body(Request::Write(WriteOp::CloseSession)))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A request's body (type and record) for `Session::pipeline`.
+fn body(req: Request) -> Vec<u8> {
+    let mut b = Vec::new();
+    codec::encode_request_body(&mut b, &req);
+    b
+}
+
+fn create_op(path: &str, data: &[u8], flags: i32) -> WriteOp {
+    WriteOp::Create {
+        opcode: opcode::CREATE,
+        path: path.to_string(),
+        data: Some(Bytes::copy_from_slice(data)),
+        acl: vec![engine::Acl::world_all()],
+        flags,
+        ttl: -1,
     }
 }
 
 fn create(path: &str, data: &[u8], flags: i32) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.put_jute_i32(opcode::CREATE);
-    b.put_jute_string(path);
-    b.put_jute_buffer(data);
-    b.put_jute_acls(&[engine::Acl::world_all()]);
-    b.put_jute_i32(flags);
-    b
+    body(Request::Write(create_op(path, data, flags)))
 }
 
 fn get_data(path: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.put_jute_i32(opcode::GET_DATA);
-    b.put_jute_string(path);
-    b.put_jute_bool(false);
-    b
-}
-
-fn multi_header(b: &mut Vec<u8>, t: i32, done: bool) {
-    b.put_jute_i32(t);
-    b.put_jute_bool(done);
-    b.put_jute_i32(-1);
+    body(Request::Read(ReadOp::GetData {
+        path: path.to_string(),
+        watch: false,
+    }))
 }
 
 /// multi[create ephemeral /controller, setData /controller_epoch @version]
 fn elect(root: &str, broker: u32, epoch_version: i32) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.put_jute_i32(opcode::MULTI);
-    multi_header(&mut b, opcode::CREATE, false);
-    b.put_jute_string(&format!("{root}/controller"));
-    b.put_jute_buffer(format!("{{\"version\":1,\"brokerid\":{broker}}}").as_bytes());
-    b.put_jute_acls(&[engine::Acl::world_all()]);
-    b.put_jute_i32(1);
-    multi_header(&mut b, opcode::SET_DATA, false);
-    b.put_jute_string(&format!("{root}/controller_epoch"));
-    b.put_jute_buffer(format!("{}", epoch_version + 1).as_bytes());
-    b.put_jute_i32(epoch_version);
-    multi_header(&mut b, -1, true);
-    b
+    let controller = format!("{{\"version\":1,\"brokerid\":{broker}}}");
+    body(Request::Write(WriteOp::Multi(vec![
+        create_op(&format!("{root}/controller"), controller.as_bytes(), 1),
+        WriteOp::SetData {
+            path: format!("{root}/controller_epoch"),
+            data: Some(Bytes::from(format!("{}", epoch_version + 1))),
+            version: epoch_version,
+        },
+    ])))
 }
 
 /// multi[check(/controller_epoch, epoch_version), setData(path @version)]
 fn fenced_set(root: &str, epoch_version: i32, path: &str, data: &[u8], version: i32) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.put_jute_i32(opcode::MULTI);
-    multi_header(&mut b, opcode::CHECK, false);
-    b.put_jute_string(&format!("{root}/controller_epoch"));
-    b.put_jute_i32(epoch_version);
-    multi_header(&mut b, opcode::SET_DATA, false);
-    b.put_jute_string(path);
-    b.put_jute_buffer(data);
-    b.put_jute_i32(version);
-    multi_header(&mut b, -1, true);
-    b
+    body(Request::Write(WriteOp::Multi(vec![
+        WriteOp::Check {
+            path: format!("{root}/controller_epoch"),
+            version: epoch_version,
+        },
+        WriteOp::SetData {
+            path: path.to_string(),
+            data: Some(Bytes::copy_from_slice(data)),
+            version,
+        },
+    ])))
 }
 
-/// The version of the Stat at the end of a getData reply body.
+/// The data and version of a getData reply body.
 fn data_and_version(body: &Bytes) -> Result<(Bytes, i32)> {
-    let mut r = Reader::new(body.clone());
-    let data = r.buffer()?;
-    let stat = r.stat()?;
-    Ok((data, stat.version))
+    match codec::decode_response(opcode::GET_DATA, body.clone())? {
+        Response::Data(data, stat) => Ok((data.unwrap_or_default(), stat.version)),
+        other => bail!("unexpected getData reply {other:?}"),
+    }
 }
 
 /// True if a multi reply body has no error result.
 fn multi_ok(body: &Bytes) -> Result<bool> {
-    let mut r = Reader::new(body.clone());
-    loop {
-        let t = r.i32()?;
-        let done = r.bool()?;
-        let err = r.i32()?;
-        if done {
-            return Ok(true);
-        }
-        if t == -1 || err != 0 {
-            return Ok(false);
-        }
-        match t {
-            t if t == opcode::SET_DATA => {
-                r.stat()?;
-            }
-            t if t == opcode::CREATE => {
-                r.string()?;
-            }
-            _ => {}
-        }
+    match codec::decode_response(opcode::MULTI, body.clone())? {
+        Response::Multi(results) => Ok(!results.iter().any(|r| matches!(r, MultiResult::Error(_)))),
+        other => bail!("unexpected multi reply {other:?}"),
     }
 }
 
@@ -231,10 +217,10 @@ pub async fn run(
     }
     let epoch_version =
         |r: &Reply| -> Result<i32> { Ok(Reader::new(r.body.clone()).stat()?.version) };
-    let mut exists = Vec::new();
-    exists.put_jute_i32(opcode::EXISTS);
-    exists.put_jute_string(&format!("{root}/controller_epoch"));
-    exists.put_jute_bool(false);
+    let exists = body(Request::Read(ReadOp::Exists {
+        path: format!("{root}/controller_epoch"),
+        watch: false,
+    }));
     let v0 = epoch_version(&admin.one(exists.clone()).await?)?;
     let mut first = Session::open(addr).await?;
     let r = first.one(elect(root, 0, v0)).await?;

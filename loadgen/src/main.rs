@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use client::codec;
 use engine::jute::{JuteWrite, Reader};
 use engine::types::opcode;
 use hdrhistogram::Histogram;
@@ -138,21 +139,14 @@ pub(crate) async fn connect(addr: &str) -> Result<TcpStream> {
         .with_context(|| format!("connect {addr}"))?;
     s.set_nodelay(true)?;
     let mut b = Vec::new();
-    b.put_jute_i32(0);
-    b.put_jute_i64(0);
-    b.put_jute_i32(30_000);
-    b.put_jute_i64(0);
-    b.put_jute_buffer(&[0u8; 16]);
-    b.put_jute_bool(false);
-    s.write_all(&frame(b)).await?;
+    codec::encode_connect(&mut b, &codec::ConnectRequest::new_session(30_000));
+    s.write_all(&b).await?;
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await?;
-    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    let mut body = vec![0u8; i32::from_be_bytes(len).clamp(0, 1024) as usize];
     s.read_exact(&mut body).await?;
-    let mut r = Reader::new(Bytes::from(body));
-    let _proto = r.i32()?;
-    let timeout = r.i32()?;
-    if timeout <= 0 {
+    let resp = codec::decode_connect_response(Bytes::from(body))?;
+    if resp.timeout_ms <= 0 {
         bail!("session refused by {addr}");
     }
     Ok(s)

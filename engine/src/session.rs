@@ -4,23 +4,31 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sha1::{Digest, Sha1};
-
 use crate::constants::SESSION_PASSWORD_LEN;
 use crate::types::SessionId;
 
-/// ZooKeeper derives session passwords from the id and a fixed secret, so
-/// any server of the ensemble (or a restarted one) can check them. We do the
-/// same with SHA-1 rather than `java.util.Random`.
-const PASSWORD_SECRET: &[u8] = b"corral-session-secret-v1";
+/// ZooKeeper's `ZooKeeperServer.superSecret`.
+const SUPER_SECRET: i64 = 0xB341_5C00;
 
+/// The session password, exactly as Apache ZooKeeper derives it
+/// (`new java.util.Random(id ^ superSecret).nextBytes(16 bytes)`), so any
+/// server of the ensemble, a restarted one, or corral after `import-zk`,
+/// accepts a re-attach from a client that got its password from ZooKeeper.
+/// Like ZooKeeper's, it protects against mistakes, not attackers: anyone who
+/// knows a session id can compute it.
 pub fn password(id: SessionId) -> [u8; SESSION_PASSWORD_LEN] {
-    let mut h = Sha1::new();
-    h.update(PASSWORD_SECRET);
-    h.update(id.to_be_bytes());
-    let d = h.finalize();
+    const MULTIPLIER: u64 = 0x5_DEEC_E66D;
+    const MASK: u64 = (1 << 48) - 1;
+    let mut seed = ((id ^ SUPER_SECRET) as u64 ^ MULTIPLIER) & MASK;
     let mut out = [0u8; SESSION_PASSWORD_LEN];
-    out.copy_from_slice(&d[..SESSION_PASSWORD_LEN]);
+    for chunk in out.chunks_mut(4) {
+        seed = (seed.wrapping_mul(MULTIPLIER).wrapping_add(0xB)) & MASK;
+        // Random.next(32): the top 32 of the 48 bits, low byte first.
+        let rnd = (seed >> 16) as u32;
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = (rnd >> (8 * i)) as u8;
+        }
+    }
     out
 }
 
@@ -178,6 +186,23 @@ impl SessionTracker {
 
 #[cfg(test)]
 mod tests {
+    /// Session ids and the passwords Apache ZooKeeper 3.8 sent for them
+    /// (measured with a raw connect).
+    #[test]
+    fn passwords_are_zookeepers() {
+        for (id, hex) in [
+            (0x10000fa01b50000i64, "81a076a47a6e373cc77154bd53844386"),
+            (0x10000fa01b50001, "94c170a41aba1681bcb4bbe8270d5853"),
+            (0x10000fa01b50002, "5b5e82a43ad778b2ddeb8566ac721aec"),
+        ] {
+            let got: String = super::password(id)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(got, hex, "session {id:#x}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -551,17 +551,24 @@ async fn a_killed_zookeeper_is_imported_znode_for_znode() {
     let creations = (seq_stat.cversion + seq_stat.num_children) / 2;
     assert_eq!(n.into_i64(), creations as i64);
 
-    // The old client cannot re-attach its session: corral derives session
-    // passwords its own way, and refuses the connect as expired, as
-    // ZooKeeper refuses a wrong password.
-    let reattach = zk::Client::connector()
+    // The old client re-attaches its session to corral: passwords are
+    // derived as ZooKeeper derives them, so a client can move across the
+    // migration without losing its session or its ephemerals.
+    let reattached = zk::Client::connector()
         .with_session(owner_info)
         .connect(&server.addr())
-        .await;
-    assert_eq!(reattach.err(), Some(zk::Error::SessionExpired));
+        .await
+        .expect("the imported session re-attaches with ZooKeeper's password");
+    for p in &live {
+        assert!(
+            reattached.check_stat(p).await.unwrap().is_some(),
+            "{p} is there"
+        );
+    }
+    drop(reattached);
 
-    // The imported live session was not carried over to a connection: it
-    // expires on corral after its timeout and takes its ephemerals along.
+    // Once its client is gone the session expires on corral after its
+    // timeout (or is closed) and takes its ephemerals along.
     let deadline = Instant::now() + OWNER_TIMEOUT + Duration::from_secs(15);
     for p in &live {
         while c.check_stat(p).await.unwrap().is_some() {

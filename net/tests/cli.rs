@@ -840,9 +840,12 @@ fn have_zookeeper() -> bool {
     java && jars.iter().all(|j| Path::new(JAVA_DIR).join(j).exists())
 }
 
-/// The one-shot commands compared. The ZooKeeper watch quirk (a session's
-/// standard child watch is lost when the same session adds a recursive
-/// watch on the node) is kept out: it is the server's, not the CLI's.
+/// The one-shot commands compared. Kept out: the ZooKeeper watch quirk
+/// (a session's standard child watch is lost when the same session adds a
+/// recursive watch on the node), which is the server's, not the CLI's; and
+/// a failing `deleteall`, whose "Failed to delete some node(s)" zkCli
+/// prints only sometimes (its multi callback releases the waiting thread
+/// before recording the failure), while corral cli always prints it.
 const PARITY_COMMANDS: &[&[&str]] = &[
     &["deleteall", "/p"],
     &["create", "/p", "x"],
@@ -891,7 +894,6 @@ const PARITY_COMMANDS: &[&[&str]] = &[
     &["create", "-t", "0", "/p/n5"],
     &["delete", "/"],
     &["ls", "-R", "/nope"],
-    &["deleteall", "/zookeeper"],
     &["delete", "/p/a", "3"],
     &["history"],
     &["printwatches"],

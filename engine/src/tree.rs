@@ -180,7 +180,12 @@ impl DataTree {
         t.insert_raw("/", root);
         t.insert_raw(ZOOKEEPER_PATH, zk);
         t.insert_raw(QUOTA_PATH, Node::empty(all));
-        t.insert_raw(CONFIG_PATH, Node::empty(read_only));
+        // Matches ZooKeeper's `DataTree.addConfigNode`: it creates the node
+        // and then sets its ACL to world:READ with version -1, which leaves
+        // aversion at -1 (measured: a fresh server's Stat says -1).
+        let mut config = Node::empty(read_only);
+        config.aversion = -1;
+        t.insert_raw(CONFIG_PATH, config);
         t
     }
 
@@ -263,12 +268,28 @@ impl DataTree {
         self.extended_types
     }
 
+    /// The node at `path`. Matches ZooKeeper, whose `DataTree` keys the
+    /// root under `""` as well as `"/"`: `""` is the root here too. Reads
+    /// do not validate paths, so getData, exists, getChildren and getACL of
+    /// `""` answer exactly what they answer for `/`; every write validates
+    /// its path (or its parent's) first and refuses `""` before looking.
     pub fn get(&self, path: &str) -> Option<&Arc<Node>> {
+        let path = if path.is_empty() { "/" } else { path };
         self.nodes.get(path)
     }
 
+    /// The number of znodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The node count ZooKeeper reports (srvr "Node count", mntr
+    /// `zk_znode_count`, the admin server's `node_count`/`znode_count`, the
+    /// Prometheus `znode_count`): the size of its node map, which holds the
+    /// root twice (`""` and `"/"`, see `get`), so one more than
+    /// `node_count`. A fresh server reports 5.
+    pub fn reported_node_count(&self) -> usize {
+        self.nodes.len() + 1
     }
 
     pub fn ephemerals_of(&self, session: SessionId) -> Vec<Arc<str>> {
@@ -448,5 +469,31 @@ impl DataTree {
         node.acl = acl;
         node.aversion = aversion;
         Ok(node.stat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh tree as ZooKeeper 3.8 shows it (docs/internals/zk-facts.md,
+    /// section c): `""` reads as the root, the node map counts 5, and
+    /// `/zookeeper/config` has aversion -1.
+    #[test]
+    fn a_fresh_tree_is_what_zookeeper_shows() {
+        let t = DataTree::new(false);
+        assert!(Arc::ptr_eq(t.get("").unwrap(), t.get("/").unwrap()));
+        assert_eq!(t.node_count(), 4);
+        assert_eq!(t.reported_node_count(), 5);
+        let config = t.get(CONFIG_PATH).unwrap().stat();
+        assert_eq!(config.aversion, -1);
+        assert_eq!(
+            Stat {
+                aversion: 0,
+                ..config
+            },
+            Stat::default()
+        );
+        assert_eq!(t.approximate_data_size, 44);
     }
 }

@@ -58,6 +58,9 @@ pub fn latency(stats: &[CoreStats]) -> Latency {
 /// Tree-wide figures, exact on any core's view.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TreeFigures {
+    /// As ZooKeeper reports it everywhere (srvr, mntr, the admin server,
+    /// Prometheus): `DataTree::reported_node_count`, one more than the
+    /// znodes because ZooKeeper keys the root twice.
     pub node_count: u64,
     pub ephemerals_count: u64,
     pub approximate_data_size: i64,
@@ -66,7 +69,7 @@ pub struct TreeFigures {
 
 pub fn tree_figures(tree: &DataTree) -> TreeFigures {
     TreeFigures {
-        node_count: tree.node_count() as u64,
+        node_count: tree.reported_node_count() as u64,
         ephemerals_count: tree.ephemeral_count() as u64,
         approximate_data_size: tree.approximate_data_size,
         last_zxid: tree.last_zxid,

@@ -610,8 +610,9 @@ async fn commands_and_metrics_report_real_client_activity() {
         .chain(others.iter().map(|(s, ..)| *s))
         .collect();
     let watched: Vec<(i64, String)> = others.iter().map(|(s, p, ..)| (*s, p.clone())).collect();
-    // 4 system nodes + /a, /a/b, /a/e + /w0../w3.
-    let znodes = 11;
+    // As ZooKeeper counts: 5 for a fresh tree (its node map holds the root
+    // under "" and "/"), + /a, /a/b, /a/e + /w0../w3.
+    let znodes = 12;
 
     let checks = tokio::task::spawn_blocking(move || {
         let mntr = command(port, "mntr");
@@ -1007,7 +1008,8 @@ async fn ready_answers_503_until_recovery_is_done() {
     );
 
     let mntr = command(port, "mntr");
-    assert_eq!(mntr["znode_count"], json!(4 + 1 + 20_000));
+    // A fresh tree counts 5 (the root is keyed twice), + /f + 20,000.
+    assert_eq!(mntr["znode_count"], json!(5 + 1 + 20_000));
     let m = parse_prometheus(&get(port, "/metrics").text()).unwrap();
     // The creates, and the session's creation (its close may not have
     // made it before the kill).

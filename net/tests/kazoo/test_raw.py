@@ -310,8 +310,6 @@ ROOT_READS = [("getData", rawzk.path_req), ("exists", rawzk.path_req), ("getChil
               ("getChildren2", rawzk.path_req), ("getACL", ustr)]
 
 
-@pytest.mark.xfail(ON_CORRAL, strict=True,
-                   reason="corral differs: a read of path \"\" is NoNode, not the root")
 @pytest.mark.parametrize("op,body", ROOT_READS, ids=[op for op, _ in ROOT_READS])
 def test_read_of_empty_path_is_the_root(raw, op, body):
     # ZooKeeper's DataTree keys the root under "" as well as "/" (which is also
@@ -363,7 +361,6 @@ def test_unknown_opcode_reply_zxid_is_minus_one(server):
         c.close()
 
 
-@pytest.mark.xfail(ON_CORRAL, strict=True, reason="corral differs: /zookeeper/config has aversion 0, not -1")
 def test_zookeeper_config_node_aversion_is_minus_one(raw):
     # ZooKeeper creates /zookeeper/config with aversion -1 (and world:READ);
     # every other Stat field is 0 on a standalone server.
@@ -372,7 +369,6 @@ def test_zookeeper_config_node_aversion_is_minus_one(raw):
     assert r.stat() == rawzk.Stat(0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0)
 
 
-@pytest.mark.xfail(ON_CORRAL, strict=True, reason="corral differs: a fresh server counts 4 nodes, not 5")
 def test_fresh_server_counts_five_nodes(fresh_server):
     # ZooKeeper's DataTree holds the root twice ("" and "/"), plus /zookeeper,
     # /zookeeper/quota and /zookeeper/config: srvr says "Node count: 5" and

@@ -43,7 +43,11 @@ pub enum WriteOp {
     },
     Multi(Vec<WriteOp>),
     CloseSession,
-    /// A malformed sub-request inside a multi, answered as ZooKeeper does.
+    /// A write ZooKeeper refuses before it looks at the tree, prepared as
+    /// an error transaction with this code (so it takes a zxid, as there):
+    /// a body that does not decode (MarshallingError), a null path in
+    /// setData, setACL or check (BadArguments), reconfig while reconfig is
+    /// disabled (ReconfigDisabled).
     Invalid(ErrorCode),
 }
 

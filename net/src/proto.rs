@@ -2,8 +2,10 @@
 //!
 //! Every decoder is a pure function over bytes. "Need more bytes" is not an
 //! error; a length prefix is checked against `jute.maxbuffer` before anything
-//! is allocated; malformed bodies are errors the connection answers by
-//! closing, as ZooKeeper does.
+//! is allocated. As in ZooKeeper, what is not a request at all (a bad length
+//! prefix, a malformed connect request, a frame too short for its header)
+//! closes the connection, while a request whose body does not decode is
+//! answered MarshallingError (`Request::Malformed`).
 //!
 //! ```text
 //! frame      := len:i32 body[len]                    (big-endian)
@@ -24,16 +26,18 @@ pub const XID_NOTIFICATION: i32 = -1;
 pub const XID_PING: i32 = -2;
 pub const XID_AUTH: i32 = -4;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
     #[error("frame length {0} is negative or exceeds jute.maxbuffer")]
     BadLength(i64),
     #[error("malformed record: {0}")]
     Jute(#[from] JuteError),
-    #[error("invalid type {0} inside a multi")]
+    #[error("invalid type {0} inside a multi or multiRead")]
     BadMultiOp(i32),
-    #[error("{0} trailing bytes after the record")]
-    Trailing(usize),
+    #[error("unknown watcher type {0}")]
+    BadWatcherType(i32),
+    #[error("unknown addWatch mode {0}")]
+    BadWatchMode(i32),
 }
 
 /// Splits one frame off the front of `buf`: Ok(None) while incomplete.
@@ -122,7 +126,20 @@ pub enum Request {
         auth: Bytes,
     },
     Sasl,
+    /// reconfig (16), well formed; the server refuses it.
     Reconfig,
+    /// A request whose header decoded but whose body did not (truncated, a
+    /// null path where ZooKeeper dereferences it, a bad vector length, an
+    /// unknown watcher type or watch mode, a read inside a multi...).
+    /// ZooKeeper answers it with MarshallingError and keeps the connection
+    /// (measured on 3.8, docs/internals/zk-facts.md section e): a `write`
+    /// (an opcode PrepRequestProcessor turns into a transaction before it
+    /// deserialises the body) becomes an error transaction and takes a
+    /// zxid; anything else is answered with the last zxid.
+    Malformed {
+        write: bool,
+        error: CodecError,
+    },
     /// An opcode the server does not know; answered Unimplemented.
     Unknown,
 }
@@ -134,28 +151,123 @@ pub struct RequestFrame {
     pub request: Request,
 }
 
-fn create_op(r: &mut Reader, code: i32) -> Result<WriteOp, CodecError> {
-    let path = r.string()?;
-    let data = r.buffer_opt()?;
-    let acl = r.acls()?;
-    let flags = r.i32()?;
-    let ttl = if code == opcode::CREATE_TTL {
-        r.i64()?
-    } else {
-        -1
-    };
-    Ok(WriteOp::Create {
-        opcode: code,
-        path,
-        data,
-        acl,
-        flags,
-        ttl,
+/// The opcodes whose malformed body ZooKeeper turns into an error
+/// transaction (`PrepRequestProcessor` sets the transaction header, and so
+/// takes the next zxid, before it deserialises the request). reconfig is
+/// not one: its body is deserialised first.
+fn takes_a_zxid(code: i32) -> bool {
+    matches!(
+        code,
+        opcode::CREATE
+            | opcode::CREATE2
+            | opcode::CREATE_CONTAINER
+            | opcode::CREATE_TTL
+            | opcode::DELETE
+            | opcode::DELETE_CONTAINER
+            | opcode::SET_DATA
+            | opcode::SET_ACL
+            | opcode::CHECK
+            | opcode::MULTI
+    )
+}
+
+/// A string that may be null (length -1).
+fn string_opt(r: &mut Reader) -> Result<Option<String>, CodecError> {
+    let offset = r.position();
+    match r.buffer_opt()? {
+        None => Ok(None),
+        Some(b) => String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| CodecError::Jute(JuteError::BadUtf8 { offset })),
+    }
+}
+
+/// A path that must not be null: ZooKeeper reads a null string as a null
+/// path, which these requests dereference while processing it, so a null
+/// path is a MarshallingError there (measured for getData, exists,
+/// getChildren, getACL, create and delete).
+fn path(r: &mut Reader) -> Result<String, CodecError> {
+    let offset = r.position();
+    string_opt(r)?.ok_or(CodecError::Jute(JuteError::BadLength {
+        offset,
+        length: -1,
+    }))
+}
+
+/// The path of setData, setACL and check, which ZooKeeper validates first:
+/// `PathUtils.validatePath` refuses a null path with BadArguments (measured),
+/// after the whole body was deserialised.
+fn validated_path(path: Option<String>, op: impl FnOnce(String) -> WriteOp) -> WriteOp {
+    match path {
+        Some(p) => op(p),
+        None => WriteOp::Invalid(ErrorCode::BadArguments),
+    }
+}
+
+/// The body of a write that may also appear inside a multi. Inside a
+/// multi (`in_multi`) every null path is a MarshallingError of the whole
+/// multi, as on ZooKeeper (measured), whose multi handling dereferences the
+/// path before it validates it.
+fn write_op(r: &mut Reader, code: i32, in_multi: bool) -> Result<WriteOp, CodecError> {
+    let offset = r.position();
+    let op = write_op_body(r, code)?;
+    if in_multi && op == WriteOp::Invalid(ErrorCode::BadArguments) {
+        return Err(CodecError::Jute(JuteError::BadLength {
+            offset,
+            length: -1,
+        }));
+    }
+    Ok(op)
+}
+
+fn write_op_body(r: &mut Reader, code: i32) -> Result<WriteOp, CodecError> {
+    Ok(match code {
+        opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
+            let path = path(r)?;
+            let data = r.buffer_opt()?;
+            let acl = r.acls()?;
+            let flags = r.i32()?;
+            let ttl = if code == opcode::CREATE_TTL {
+                r.i64()?
+            } else {
+                -1
+            };
+            WriteOp::Create {
+                opcode: code,
+                path,
+                data,
+                acl,
+                flags,
+                ttl,
+            }
+        }
+        opcode::DELETE => WriteOp::Delete {
+            path: path(r)?,
+            version: r.i32()?,
+        },
+        opcode::SET_DATA => {
+            let p = string_opt(r)?;
+            let data = r.buffer_opt()?;
+            let version = r.i32()?;
+            validated_path(p, |path| WriteOp::SetData {
+                path,
+                data,
+                version,
+            })
+        }
+        opcode::CHECK => {
+            let p = string_opt(r)?;
+            let version = r.i32()?;
+            validated_path(p, |path| WriteOp::Check { path, version })
+        }
+        other => return Err(CodecError::BadMultiOp(other)),
     })
 }
 
 /// Reads the ops of a multi or multiRead (`MultiOperationRecord`).
-fn multi_ops(r: &mut Reader) -> Result<Vec<(i32, Request)>, CodecError> {
+/// ZooKeeper's record refuses a read inside a multi and a write inside a
+/// multiRead ("Mixing read and write operations"), and any other type.
+fn multi_ops(r: &mut Reader, reads: bool) -> Result<Vec<Request>, CodecError> {
     let mut ops = Vec::new();
     loop {
         let t = r.i32()?;
@@ -167,129 +279,139 @@ fn multi_ops(r: &mut Reader) -> Result<Vec<(i32, Request)>, CodecError> {
         if ops.len() >= engine::constants::MULTI_OPS_MAX {
             return Err(CodecError::BadMultiOp(t));
         }
-        let req = match t {
-            opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
-                Request::Write(create_op(r, t)?)
-            }
-            opcode::DELETE => Request::Write(WriteOp::Delete {
-                path: r.string()?,
-                version: r.i32()?,
-            }),
-            opcode::SET_DATA => Request::Write(WriteOp::SetData {
-                path: r.string()?,
-                data: r.buffer_opt()?,
-                version: r.i32()?,
-            }),
-            opcode::CHECK => Request::Write(WriteOp::Check {
-                path: r.string()?,
-                version: r.i32()?,
-            }),
-            opcode::GET_CHILDREN => Request::Read(ReadOp::GetChildren {
-                path: r.string()?,
+        let req = match (t, reads) {
+            (opcode::GET_CHILDREN, true) => Request::Read(ReadOp::GetChildren {
+                path: path(r)?,
                 watch: r.bool()?,
                 with_stat: false,
             }),
-            opcode::GET_DATA => Request::Read(ReadOp::GetData {
-                path: r.string()?,
+            (opcode::GET_DATA, true) => Request::Read(ReadOp::GetData {
+                path: path(r)?,
                 watch: r.bool()?,
             }),
-            other => return Err(CodecError::BadMultiOp(other)),
+            (
+                opcode::CREATE
+                | opcode::CREATE2
+                | opcode::CREATE_CONTAINER
+                | opcode::CREATE_TTL
+                | opcode::DELETE
+                | opcode::SET_DATA
+                | opcode::CHECK,
+                false,
+            ) => Request::Write(write_op(r, t, true)?),
+            (other, _) => return Err(CodecError::BadMultiOp(other)),
         };
-        ops.push((t, req));
+        ops.push(req);
     }
     Ok(ops)
 }
 
 /// Decodes one request frame body (after the length prefix).
+///
+/// A frame too short for its header (xid and opcode) is not a request at
+/// all: an error, on which the connection closes, as ZooKeeper closes it.
+/// After a good header, a body that does not decode is a request ZooKeeper
+/// answers: `Request::Malformed` — except auth and SASL, whose malformed
+/// bodies close the connection there (measured) and here. Bytes after a
+/// complete body are ignored, as ZooKeeper's deserialisers ignore them
+/// (measured: getData and setData with trailing bytes succeed).
 pub fn decode_request(body: Bytes) -> Result<RequestFrame, CodecError> {
     let mut r = Reader::new(body);
     let xid = r.i32()?;
     let code = r.i32()?;
-    let request = match code {
-        opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
-            Request::Write(create_op(&mut r, code)?)
+    let request = match decode_body(&mut r, code) {
+        Ok(request) => request,
+        Err(e) if code == opcode::AUTH || code == opcode::SASL => return Err(e),
+        Err(error) => Request::Malformed {
+            write: takes_a_zxid(code),
+            error,
+        },
+    };
+    Ok(RequestFrame {
+        xid,
+        opcode: code,
+        request,
+    })
+}
+
+fn decode_body(r: &mut Reader, code: i32) -> Result<Request, CodecError> {
+    Ok(match code {
+        opcode::CREATE
+        | opcode::CREATE2
+        | opcode::CREATE_CONTAINER
+        | opcode::CREATE_TTL
+        | opcode::DELETE
+        | opcode::SET_DATA
+        | opcode::CHECK => Request::Write(write_op(r, code, false)?),
+        opcode::DELETE_CONTAINER => Request::Write(WriteOp::DeleteContainer { path: path(r)? }),
+        opcode::SET_ACL => {
+            let p = string_opt(r)?;
+            let acl = r.acls()?;
+            let version = r.i32()?;
+            Request::Write(validated_path(p, |path| WriteOp::SetAcl {
+                path,
+                acl,
+                version,
+            }))
         }
-        opcode::DELETE => Request::Write(WriteOp::Delete {
-            path: r.string()?,
-            version: r.i32()?,
-        }),
-        opcode::DELETE_CONTAINER => Request::Write(WriteOp::DeleteContainer { path: r.string()? }),
-        opcode::SET_DATA => Request::Write(WriteOp::SetData {
-            path: r.string()?,
-            data: r.buffer_opt()?,
-            version: r.i32()?,
-        }),
-        opcode::SET_ACL => Request::Write(WriteOp::SetAcl {
-            path: r.string()?,
-            acl: r.acls()?,
-            version: r.i32()?,
-        }),
-        opcode::CHECK => Request::Write(WriteOp::Check {
-            path: r.string()?,
-            version: r.i32()?,
-        }),
         opcode::MULTI => {
-            let ops = multi_ops(&mut r)?
+            let ops = multi_ops(r, false)?
                 .into_iter()
-                .map(|(_, req)| match req {
+                .map(|req| match req {
                     Request::Write(w) => w,
-                    _ => WriteOp::Invalid(ErrorCode::BadArguments),
+                    other => unreachable!("multi_ops gave {other:?} for a multi"),
                 })
                 .collect();
             Request::Write(WriteOp::Multi(ops))
         }
         opcode::MULTI_READ => {
-            let ops = multi_ops(&mut r)?
+            let ops = multi_ops(r, true)?
                 .into_iter()
-                .map(|(_, req)| match req {
+                .map(|req| match req {
                     Request::Read(op) => op,
-                    // A write inside a multiRead: answered per op as an error.
-                    _ => ReadOp::GetEphemerals {
-                        prefix: String::new(),
-                    },
+                    other => unreachable!("multi_ops gave {other:?} for a multiRead"),
                 })
                 .collect();
             Request::Read(ReadOp::MultiRead(ops))
         }
         opcode::CLOSE_SESSION => Request::Write(WriteOp::CloseSession),
         opcode::EXISTS => Request::Read(ReadOp::Exists {
-            path: r.string()?,
+            path: path(r)?,
             watch: r.bool()?,
         }),
         opcode::GET_DATA => Request::Read(ReadOp::GetData {
-            path: r.string()?,
+            path: path(r)?,
             watch: r.bool()?,
         }),
-        opcode::GET_ACL => Request::Read(ReadOp::GetAcl { path: r.string()? }),
+        opcode::GET_ACL => Request::Read(ReadOp::GetAcl { path: path(r)? }),
         opcode::GET_CHILDREN | opcode::GET_CHILDREN2 => Request::Read(ReadOp::GetChildren {
-            path: r.string()?,
+            path: path(r)?,
             watch: r.bool()?,
             with_stat: code == opcode::GET_CHILDREN2,
         }),
         opcode::GET_ALL_CHILDREN_NUMBER => {
-            Request::Read(ReadOp::GetAllChildrenNumber { path: r.string()? })
+            Request::Read(ReadOp::GetAllChildrenNumber { path: path(r)? })
         }
         opcode::GET_EPHEMERALS => Request::Read(ReadOp::GetEphemerals {
             prefix: r.string()?,
         }),
         opcode::CHECK_WATCHES | opcode::REMOVE_WATCHES => {
-            let path = r.string()?;
+            let path = path(r)?;
             let t = r.i32()?;
-            match WatcherType::from_code(t) {
-                None => Request::Unknown,
-                Some(kind) if code == opcode::CHECK_WATCHES => {
-                    Request::Read(ReadOp::CheckWatches { path, kind })
-                }
-                Some(kind) => Request::Read(ReadOp::RemoveWatches { path, kind }),
+            // Matches ZooKeeper: an unknown WatcherType fails to
+            // deserialise, a MarshallingError (measured).
+            let kind = WatcherType::from_code(t).ok_or(CodecError::BadWatcherType(t))?;
+            if code == opcode::CHECK_WATCHES {
+                Request::Read(ReadOp::CheckWatches { path, kind })
+            } else {
+                Request::Read(ReadOp::RemoveWatches { path, kind })
             }
         }
         opcode::ADD_WATCH => {
-            let path = r.string()?;
+            let path = path(r)?;
             let mode = r.i32()?;
-            match AddWatchMode::from_code(mode) {
-                Some(mode) => Request::Read(ReadOp::AddWatch { path, mode }),
-                None => Request::Unknown,
-            }
+            let mode = AddWatchMode::from_code(mode).ok_or(CodecError::BadWatchMode(mode))?;
+            Request::Read(ReadOp::AddWatch { path, mode })
         }
         opcode::SET_WATCHES | opcode::SET_WATCHES2 => {
             let relative_zxid = r.i64()?;
@@ -333,30 +455,17 @@ pub fn decode_request(body: Bytes) -> Result<RequestFrame, CodecError> {
             Request::Sasl
         }
         opcode::RECONFIG => {
-            // Body ignored: reconfig is disabled, as ZooKeeper's default.
-            let n = r.remaining();
-            let _ = n;
-            return Ok(RequestFrame {
-                xid,
-                opcode: code,
-                request: Request::Reconfig,
-            });
+            // ReconfigRequest: joiningServers, leavingServers, newMembers
+            // (each may be null) and curConfigId. ZooKeeper deserialises it
+            // before it refuses it, so a malformed one is a MarshallingError
+            // without a zxid (measured); the contents are not needed.
+            for _ in 0..3 {
+                string_opt(r)?;
+            }
+            r.i64()?;
+            Request::Reconfig
         }
-        _ => {
-            return Ok(RequestFrame {
-                xid,
-                opcode: code,
-                request: Request::Unknown,
-            })
-        }
-    };
-    if r.remaining() != 0 {
-        return Err(CodecError::Trailing(r.remaining()));
-    }
-    Ok(RequestFrame {
-        xid,
-        opcode: code,
-        request,
+        _ => Request::Unknown,
     })
 }
 
@@ -540,8 +649,181 @@ mod tests {
         );
     }
 
+    fn request(xid: i32, code: i32, body: &[u8]) -> Result<RequestFrame, CodecError> {
+        let mut b = Vec::new();
+        b.put_jute_i32(xid);
+        b.put_jute_i32(code);
+        b.extend_from_slice(body);
+        decode_request(b.into())
+    }
+
+    fn malformed(f: Result<RequestFrame, CodecError>) -> Option<bool> {
+        match f.expect("a request").request {
+            Request::Malformed { write, .. } => Some(write),
+            _ => None,
+        }
+    }
+
+    fn null_string() -> Vec<u8> {
+        (-1i32).to_be_bytes().to_vec()
+    }
+
+    /// What ZooKeeper 3.8 answers with MarshallingError, and whether it
+    /// takes a zxid for it (docs/internals/zk-facts.md, section e).
     #[test]
-    fn every_truncation_of_a_multi_is_an_error_not_a_panic() {
+    fn a_malformed_body_is_a_request_answered_marshalling_error() {
+        let truncated_path = [&100i32.to_be_bytes()[..], b"/ab"].concat();
+        // Reads: answered with the last zxid.
+        assert_eq!(
+            malformed(request(1, opcode::GET_DATA, &truncated_path)),
+            Some(false)
+        );
+        assert_eq!(malformed(request(1, opcode::GET_DATA, &[])), Some(false));
+        let null_path = [null_string(), vec![0]].concat();
+        assert_eq!(
+            malformed(request(1, opcode::GET_DATA, &null_path)),
+            Some(false)
+        );
+        assert_eq!(
+            malformed(request(1, opcode::EXISTS, &null_path)),
+            Some(false)
+        );
+        let mut watch = Vec::new();
+        watch.put_jute_string("/");
+        watch.put_jute_i32(7);
+        assert_eq!(
+            malformed(request(1, opcode::CHECK_WATCHES, &watch)),
+            Some(false)
+        );
+        assert_eq!(
+            malformed(request(1, opcode::ADD_WATCH, &watch)),
+            Some(false)
+        );
+        assert_eq!(malformed(request(1, opcode::RECONFIG, b"\0")), Some(false));
+        // Writes: an error transaction, which takes a zxid.
+        assert_eq!(
+            malformed(request(1, opcode::CREATE, &truncated_path)),
+            Some(true)
+        );
+        let mut null_create = null_string();
+        null_create.put_jute_buffer(b"");
+        null_create.put_jute_acls(&[engine::Acl::world_all()]);
+        null_create.put_jute_i32(0);
+        assert_eq!(
+            malformed(request(1, opcode::CREATE, &null_create)),
+            Some(true)
+        );
+        let mut set = Vec::new();
+        set.put_jute_string("/");
+        set.put_jute_buffer(b"x");
+        assert_eq!(malformed(request(1, opcode::SET_DATA, &set)), Some(true));
+        // A read inside a multi, a write inside a multiRead.
+        let mut multi = Vec::new();
+        multi.put_jute_i32(opcode::GET_DATA);
+        multi.put_jute_bool(false);
+        multi.put_jute_i32(-1);
+        multi.put_jute_string("/");
+        multi.put_jute_bool(false);
+        multi.put_jute_i32(-1);
+        multi.put_jute_bool(true);
+        multi.put_jute_i32(-1);
+        assert_eq!(malformed(request(1, opcode::MULTI, &multi)), Some(true));
+        assert_eq!(malformed(request(1, opcode::MULTI_READ, &multi)), None);
+        let mut multi_read = Vec::new();
+        multi_read.put_jute_i32(opcode::CHECK);
+        multi_read.put_jute_bool(false);
+        multi_read.put_jute_i32(-1);
+        multi_read.put_jute_string("/");
+        multi_read.put_jute_i32(-1);
+        multi_read.put_jute_i32(-1);
+        multi_read.put_jute_bool(true);
+        multi_read.put_jute_i32(-1);
+        assert_eq!(
+            malformed(request(1, opcode::MULTI_READ, &multi_read)),
+            Some(false)
+        );
+        assert_eq!(malformed(request(1, opcode::MULTI, &multi_read)), None);
+        let mut null_in_multi = Vec::new();
+        null_in_multi.put_jute_i32(opcode::CHECK);
+        null_in_multi.put_jute_bool(false);
+        null_in_multi.put_jute_i32(-1);
+        null_in_multi.extend_from_slice(&null_string());
+        null_in_multi.put_jute_i32(-1);
+        null_in_multi.put_jute_i32(-1);
+        null_in_multi.put_jute_bool(true);
+        null_in_multi.put_jute_i32(-1);
+        assert_eq!(
+            malformed(request(1, opcode::MULTI, &null_in_multi)),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_request_is_an_error() {
+        assert!(decode_request(Bytes::new()).is_err());
+        assert!(decode_request(Bytes::from_static(&[0, 0, 0, 1])).is_err());
+        assert!(decode_request(Bytes::from_static(&[0, 0, 0, 1, 0, 0, 0])).is_err());
+        // Auth and SASL: ZooKeeper closes the connection.
+        assert!(request(-4, opcode::AUTH, &[0, 0, 0, 0]).is_err());
+        assert!(request(1, opcode::SASL, &null_string()).is_err());
+    }
+
+    #[test]
+    fn null_paths_are_refused_as_zookeeper_refuses_them() {
+        // setData, setACL and check validate the path first: BadArguments.
+        let mut set = null_string();
+        set.put_jute_buffer(b"x");
+        set.put_jute_i32(-1);
+        let f = request(3, opcode::SET_DATA, &set).unwrap();
+        assert_eq!(
+            f.request,
+            Request::Write(WriteOp::Invalid(ErrorCode::BadArguments))
+        );
+        let mut check = null_string();
+        check.put_jute_i32(-1);
+        let f = request(3, opcode::CHECK, &check).unwrap();
+        assert_eq!(
+            f.request,
+            Request::Write(WriteOp::Invalid(ErrorCode::BadArguments))
+        );
+        // An empty path is a path (the root, for reads).
+        let f = request(3, opcode::GET_DATA, &[0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            f.request,
+            Request::Read(ReadOp::GetData {
+                path: String::new(),
+                watch: false
+            })
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_and_reconfig() {
+        let mut b = Vec::new();
+        b.put_jute_string("/a");
+        b.put_jute_bool(true);
+        b.extend_from_slice(b"xyz");
+        assert_eq!(
+            request(7, opcode::GET_DATA, &b).unwrap().request,
+            Request::Read(ReadOp::GetData {
+                path: "/a".into(),
+                watch: true
+            })
+        );
+        let mut r = Vec::new();
+        r.put_jute_string("server.2=127.0.0.1:2888:3888");
+        r.extend_from_slice(&null_string());
+        r.extend_from_slice(&null_string());
+        r.put_jute_i64(-1);
+        assert_eq!(
+            request(8, opcode::RECONFIG, &r).unwrap().request,
+            Request::Reconfig
+        );
+        assert_eq!(request(9, 999, b"").unwrap().request, Request::Unknown);
+    }
+
+    #[test]
+    fn every_truncation_of_a_multi_is_malformed_not_a_panic() {
         let mut b = Vec::new();
         b.put_jute_i32(1);
         b.put_jute_i32(opcode::MULTI);
@@ -555,9 +837,17 @@ mod tests {
         b.put_jute_i32(-1);
         b.put_jute_bool(true);
         b.put_jute_i32(-1);
-        assert!(decode_request(b.clone().into()).is_ok());
+        assert!(matches!(
+            decode_request(b.clone().into()).unwrap().request,
+            Request::Write(WriteOp::Multi(_))
+        ));
         for n in 0..b.len() {
-            let _ = decode_request(Bytes::copy_from_slice(&b[..n]));
+            let f = decode_request(Bytes::copy_from_slice(&b[..n]));
+            if n < 8 {
+                assert!(f.is_err(), "{n} bytes: no header");
+            } else {
+                assert_eq!(malformed(f), Some(true), "{n} bytes");
+            }
         }
     }
 

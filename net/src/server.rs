@@ -287,7 +287,10 @@ impl Shard {
         let xid = frame.xid;
         self.core_metrics().count_request(match &frame.request {
             Request::Read(_) => RequestKind::Read,
-            Request::Write(_) | Request::Sync(_) => RequestKind::Write,
+            Request::Write(_)
+            | Request::Sync(_)
+            | Request::Reconfig
+            | Request::Malformed { write: true, .. } => RequestKind::Write,
             Request::Ping => RequestKind::Ping,
             _ => RequestKind::Other,
         });
@@ -302,17 +305,7 @@ impl Shard {
                         "session close requested by client"
                     );
                 }
-                let auth = conn.auth.borrow().clone();
-                self.submit(Submission::Write {
-                    origin: self.origin(conn, xid),
-                    session,
-                    op,
-                    auth,
-                });
-                conn.queue.borrow_mut().push_back(Queued::Write {
-                    xid,
-                    started: Instant::now(),
-                });
+                self.submit_write(conn, xid, op);
             }
             Request::Sync(path) => {
                 self.submit(Submission::Sync {
@@ -379,25 +372,63 @@ impl Shard {
                     )
                 });
             }
-            Request::Reconfig => self.enqueue(
-                conn,
-                Queued::Error {
-                    xid,
-                    code: ErrorCode::ReconfigDisabled,
-                },
-            ),
+            // Matches ZooKeeper with reconfig disabled (its default, and
+            // corral's only mode): PrepRequestProcessor refuses it with
+            // ReconfigDisabled as an error transaction, which takes a zxid
+            // like every other refused write (measured).
+            Request::Reconfig => {
+                self.submit_write(conn, xid, WriteOp::Invalid(ErrorCode::ReconfigDisabled))
+            }
+            // Matches ZooKeeper (measured): a request whose body does not
+            // decode is answered MarshallingError and the connection stays.
+            // A write becomes an error transaction with a zxid of its own;
+            // anything else is answered in order with the last zxid.
+            Request::Malformed { write, error } => {
+                warn!(
+                    peer = %conn.peer,
+                    session = format_args!("0x{session:x}"),
+                    opcode = frame.opcode,
+                    "malformed request body ({error}); answering MarshallingError"
+                );
+                if write {
+                    self.submit_write(conn, xid, WriteOp::Invalid(ErrorCode::MarshallingError));
+                } else {
+                    self.enqueue(
+                        conn,
+                        Queued::Error {
+                            xid,
+                            code: ErrorCode::MarshallingError,
+                        },
+                    );
+                }
+            }
             Request::Unknown => {
                 warn!(peer = %conn.peer, opcode = frame.opcode, "unknown opcode; answering Unimplemented and closing");
-                self.enqueue(
-                    conn,
-                    Queued::Error {
-                        xid,
-                        code: ErrorCode::Unimplemented,
-                    },
-                );
+                // Matches ZooKeeper's UnimplementedRequestProcessor: the
+                // reply leaves at once, ahead of anything still queued,
+                // with zxid -1 (the request never got one), and then the
+                // connection closes; the session lives on.
+                conn.push_out(|o| {
+                    proto::encode_reply(o, xid, -1, &Err(ErrorCode::Unimplemented), usize::MAX)
+                });
                 conn.close();
             }
         }
+    }
+
+    /// Sends a write to the pipeline and queues the wait for its reply.
+    fn submit_write(&self, conn: &Rc<Conn>, xid: i32, op: WriteOp) {
+        let auth = conn.auth.borrow().clone();
+        self.submit(Submission::Write {
+            origin: self.origin(conn, xid),
+            session: conn.session.get(),
+            op,
+            auth,
+        });
+        conn.queue.borrow_mut().push_back(Queued::Write {
+            xid,
+            started: Instant::now(),
+        });
     }
 
     fn enqueue(&self, conn: &Rc<Conn>, q: Queued) {

@@ -248,6 +248,42 @@ def fact_e(srv):
         p("  reply frame:", res[1].d.hex())
     probe_new(srv, "truncated getData (path length 100, 3 bytes)", "getData", i32(100) + b"/ab", after=True,
               timeout=3)
+    # Malformed bodies: which take a zxid (the reply zxid against the one
+    # before), and whether the connection stays.
+    c = RawClient(srv.port, sock_timeout=3)
+    truncated = i32(100) + b"/ab"
+    for label, op, body in [
+            ("create truncated", "create", truncated), ("create null path", "create", rawzk.create_req(None)),
+            ("delete truncated", "delete", truncated), ("delete null path", "delete", rawzk.delete_req(None)),
+            ("setData truncated", "setData", ustr("/") + buf(b"x")),
+            ("setData null path", "setData", rawzk.set_data_req(None, b"x")),
+            ("setACL null path", "setACL", ustr(None) + rawzk.acls(OPEN) + i32(-1)),
+            ("check null path", "check", ustr(None) + i32(-1)),
+            ("multi truncated", "multi", mh("create") + ustr("/m")),
+            ("multi with a getData", "multi", mh("getData") + rawzk.path_req("/") + MULTI_END),
+            ("multi with a null-path create", "multi", mh("create") + rawzk.create_req(None) + MULTI_END),
+            ("multiRead with a create", "multiRead", mh("create") + rawzk.create_req("/m") + MULTI_END),
+            ("getChildren truncated", "getChildren", truncated), ("sync truncated", "sync", i32(10)),
+            ("sync null path", "sync", ustr(None)),
+            ("reconfig truncated", "reconfig", ustr("x")),
+            ("checkWatches type 7", "checkWatches", ustr("/") + i32(7)),
+            ("addWatch mode 7", "addWatch", ustr("/") + i32(7)),
+            ("getData + 3 trailing bytes", "getData", rawzk.path_req("/") + b"xyz")]:
+        before = c.call("create", rawzk.create_req(f"/e-{time.time_ns()}"))[0].zxid
+        res = probe(c, f"{label} (last zxid {before:#x})", op, body)
+        if res is None:
+            c = RawClient(srv.port, sock_timeout=3)
+        else:
+            p("  takes a zxid:", res[0].zxid == before + 1, " body:", res[1].rest().hex() or "(empty)")
+    c.close()
+    for label, frame in (("empty frame", b""), ("4-byte frame (xid only)", i32(1))):
+        c = RawClient(srv.port, sock_timeout=3)
+        c.send_frame(frame)
+        try:
+            p(f"{label}: reply", c.recv_frame().hex())
+        except Exception as e:  # noqa
+            p(f"{label}: {type(e).__name__}: {e}")
+        c.close()
 
 
 def fact_f(srv):

@@ -46,6 +46,10 @@ fn main() -> ExitCode {
                 total.epochs += r.epochs;
                 total.connection_resets += r.connection_resets;
                 total.events += r.events;
+                total.diffs += r.diffs;
+                total.truncs += r.truncs;
+                total.snaps += r.snaps;
+                total.pauses += r.pauses;
             }
             Ok(Err(e)) => {
                 failed += 1;
@@ -58,14 +62,18 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, connection resets {}, events {}",
+        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, pauses {}, connection resets {}, follower syncs {} (TRUNC {}, SNAP {}), events {}",
         args.count,
         total.acked_writes,
         total.syncs_checked,
         total.epochs,
         total.crashes,
         total.partitions,
+        total.pauses,
         total.connection_resets,
+        total.diffs,
+        total.truncs,
+        total.snaps,
         total.events
     );
     if failed == 0 {

@@ -92,6 +92,11 @@ pub struct Report {
     pub crashes: usize,
     pub partitions: usize,
     pub pauses: usize,
+    /// Syncs sent, by kind: a DIFF follows every sync, so `diffs` counts
+    /// them all; `truncs` and `snaps` the ones that needed more.
+    pub diffs: usize,
+    pub truncs: usize,
+    pub snaps: usize,
     pub connection_resets: usize,
     pub events: u64,
 }
@@ -605,6 +610,12 @@ impl Sim {
         crate::zab::codec::encode(&msg, &mut frame);
         let msg = crate::zab::codec::decode(Bytes::from(frame).slice(4..))
             .unwrap_or_else(|e| panic!("{msg:?} does not survive its encoding: {e}"));
+        match msg {
+            Message::Diff { .. } => self.report.diffs += 1,
+            Message::Trunc { .. } => self.report.truncs += 1,
+            Message::Snap { .. } => self.report.snaps += 1,
+            _ => {}
+        }
         let down = self.servers[&to].peer.is_none();
         if msg.is_election() {
             if down || self.crosses_partition(from, to) {

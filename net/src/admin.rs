@@ -19,7 +19,10 @@
 //! core's `Inbox` (in its `CoreStats`) and waits on a channel; a task on
 //! every core polls its inbox every `INBOX_POLL` and answers from its own
 //! state, with the same `stats` functions the four-letter words use. Counters
-//! kept as atomics (`metrics`) are read directly.
+//! kept as atomics (`metrics`) are read directly. The four-letter words that
+//! list or reset every core's connections and watches ask the same inboxes
+//! from the core they run on (`gather_from_core`, which sleeps instead of
+//! blocking so that core's own inbox task can answer).
 //!
 //! # HTTP
 //! HTTP/1.1 (and 1.0), `GET` and `HEAD`, one request per connection
@@ -28,7 +31,7 @@
 //! bodies are not read. Malformed requests get 400, unknown paths 404, other
 //! methods 405, oversized heads 431, slow ones 408.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::rc::Rc;
@@ -57,8 +60,12 @@ pub const ADMIN_CONNECTIONS_MAX: usize = 16;
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often each core looks at its inbox.
 pub const INBOX_POLL: Duration = Duration::from_millis(10);
-/// Questions an inbox may hold: one per admin connection.
-pub const INBOX_QUESTIONS_MAX: usize = ADMIN_CONNECTIONS_MAX;
+/// Questions an inbox may hold: one per admin connection, and room for the
+/// four-letter words that list every core's connections or watches
+/// (`gather_from_core`), which each hold one for about `INBOX_POLL`.
+pub const INBOX_QUESTIONS_MAX: usize = 4 * ADMIN_CONNECTIONS_MAX;
+
+const _: () = assert!(INBOX_QUESTIONS_MAX >= ADMIN_CONNECTIONS_MAX);
 
 /// ZooKeeper's answer while the server is not serving (status 200, as
 /// there).
@@ -135,7 +142,7 @@ fn answer(shard: &Shard, ask: Ask) -> Answer {
             Answer::Figures(tree, stats::pipeline_figures(shard))
         }
         Ask::Connections => Answer::Connections(stats::connections(shard)),
-        Ask::Watches => Answer::Watches(stats::watches_by_path(shard)),
+        Ask::Watches => Answer::Watches(stats::data_watches_by_path(shard)),
         Ask::Dump => Answer::Dump(stats::dump(shard)),
         Ask::ResetConnectionStats => {
             stats::reset_connection_stats(shard);
@@ -162,8 +169,9 @@ pub fn spawn_inbox_task(shard: Rc<Shard>) {
     .detach();
 }
 
-/// Asks the given cores and waits for all of them; None on timeout.
-fn gather(stats: &[CoreStats], cores: &[usize], ask: Ask) -> Option<Vec<Answer>> {
+/// Puts `ask` in the given cores' inboxes; the answers arrive on the
+/// receiver. None if an inbox is full.
+fn post(stats: &[CoreStats], cores: &[usize], ask: Ask) -> Option<mpsc::Receiver<(u16, Answer)>> {
     let (tx, rx) = mpsc::channel();
     for &core in cores {
         let posted = stats[core].inbox.post(Question {
@@ -171,19 +179,76 @@ fn gather(stats: &[CoreStats], cores: &[usize], ask: Ask) -> Option<Vec<Answer>>
             reply: tx.clone(),
         });
         if !posted {
-            warn!(core, "admin: a core's inbox is full; is the core stuck?");
+            warn!(core, "a core's inbox is full; is the core stuck?");
             return None;
         }
     }
-    drop(tx);
+    Some(rx)
+}
+
+fn in_core_order(mut answers: Vec<(u16, Answer)>) -> Vec<Answer> {
+    answers.sort_by_key(|(core, _)| *core);
+    answers.into_iter().map(|(_, a)| a).collect()
+}
+
+/// Asks the given cores and waits for all of them; None on timeout. Blocks:
+/// for the admin thread, never for a core's executor (`gather_from_core`).
+fn gather(stats: &[CoreStats], cores: &[usize], ask: Ask) -> Option<Vec<Answer>> {
+    let rx = post(stats, cores, ask)?;
     let deadline = Instant::now() + GATHER_TIMEOUT;
     let mut answers = Vec::with_capacity(cores.len());
     while answers.len() < cores.len() {
         let left = deadline.checked_duration_since(Instant::now())?;
         answers.push(rx.recv_timeout(left).ok()?);
     }
-    answers.sort_by_key(|(core, _)| *core);
-    Some(answers.into_iter().map(|(_, a)| a).collect())
+    Some(in_core_order(answers))
+}
+
+/// Asks every core, from a task on one of them (a four-letter word), and
+/// waits without blocking the executor: the asking core's own inbox task
+/// answers while this one sleeps. None if not every core answered within
+/// `GATHER_TIMEOUT`.
+pub async fn gather_from_core(stats: &[CoreStats], ask: Ask) -> Option<Vec<Answer>> {
+    let cores: Vec<usize> = (0..stats.len()).collect();
+    let rx = post(stats, &cores, ask)?;
+    let deadline = Instant::now() + GATHER_TIMEOUT;
+    let mut answers = Vec::with_capacity(cores.len());
+    while answers.len() < cores.len() {
+        match rx.try_recv() {
+            Ok(a) => answers.push(a),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    Some(in_core_order(answers))
+}
+
+/// Every core's connections, from their answers to `Ask::Connections`, in
+/// the order they were accepted.
+pub fn connections_of(answers: Vec<Answer>) -> Vec<ConnectionInfo> {
+    let mut v: Vec<ConnectionInfo> = answers
+        .into_iter()
+        .flat_map(|a| match a {
+            Answer::Connections(v) => v,
+            other => panic!("a core answered Connections with {other:?}"),
+        })
+        .collect();
+    v.sort_by_key(|c| (c.established_ms, c.peer));
+    v
+}
+
+/// Every core's data watches, from their answers to `Ask::Watches`: path
+/// -> sorted distinct sessions.
+pub fn watches_of(answers: Vec<Answer>) -> BTreeMap<String, Vec<SessionId>> {
+    stats::merge_watches(answers.into_iter().map(|a| match a {
+        Answer::Watches(v) => v,
+        other => panic!("a core answered Watches with {other:?}"),
+    }))
 }
 
 struct Admin {
@@ -727,19 +792,18 @@ fn run_command(admin: &Admin, primary: &str) -> Option<Value> {
             m.insert("secure_connections".into(), json!([]));
             Some(Value::Object(m))
         }
+        // As ZooKeeper's: data watches only (its `dataWatches` table),
+        // like wchs, wchc and wchp on the client port.
         "watch_summary" => {
-            let by_path = watches(admin)?;
-            let sessions: BTreeSet<SessionId> =
-                by_path.values().flat_map(|s| s.iter().copied()).collect();
+            let summary = stats::watch_summary(&watches(admin)?);
             object(json!({
-                "num_connections": sessions.len(),
-                "num_paths": by_path.len(),
-                "num_total_watches": by_path.values().map(|s| s.len()).sum::<usize>(),
+                "num_connections": summary.connections,
+                "num_paths": summary.paths,
+                "num_total_watches": summary.watches,
             }))
         }
         "watches" => {
-            let by_path: Vec<(String, Vec<SessionId>)> = watches(admin)?.into_iter().collect();
-            let m: Map<String, Value> = stats::watches_by_session(&by_path)
+            let m: Map<String, Value> = stats::watches_by_session(&watches(admin)?)
                 .into_iter()
                 .map(|(s, paths)| (s.to_string(), json!(paths)))
                 .collect();
@@ -758,35 +822,12 @@ fn run_command(admin: &Admin, primary: &str) -> Option<Value> {
 
 /// Every core's connections.
 fn connections(admin: &Admin) -> Option<Vec<ConnectionInfo>> {
-    let answers = gather(&admin.stats, &admin.all_cores(), Ask::Connections)?;
-    Some(
-        answers
-            .into_iter()
-            .flat_map(|a| match a {
-                Answer::Connections(v) => v,
-                other => panic!("a core answered Connections with {other:?}"),
-            })
-            .collect(),
-    )
+    gather(&admin.stats, &admin.all_cores(), Ask::Connections).map(connections_of)
 }
 
-/// Every core's watches, path -> sorted distinct sessions.
+/// Every core's data watches, path -> sorted distinct sessions.
 fn watches(admin: &Admin) -> Option<BTreeMap<String, Vec<SessionId>>> {
-    let answers = gather(&admin.stats, &admin.all_cores(), Ask::Watches)?;
-    let mut m: BTreeMap<String, BTreeSet<SessionId>> = BTreeMap::new();
-    for a in answers {
-        let Answer::Watches(v) = a else {
-            panic!("a core answered Watches with {a:?}");
-        };
-        for (p, sessions) in v {
-            m.entry(p).or_default().extend(sessions);
-        }
-    }
-    Some(
-        m.into_iter()
-            .map(|(p, s)| (p, s.into_iter().collect()))
-            .collect(),
-    )
+    gather(&admin.stats, &admin.all_cores(), Ask::Watches).map(watches_of)
 }
 
 /// ZooKeeper's `ServerCnxn.getConnectionInfo(brief=true)`.

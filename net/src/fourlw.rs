@@ -1,16 +1,38 @@
 //! Four-letter words on the client port (ZooKeeper's `FourLetterCommands`).
 //! Each answers from the core that accepted the connection: tree-wide
 //! figures come from its view (the whole tree), counters are summed over
-//! every core, connections and watch lists are its own. The figures come
-//! from `stats`, shared with the admin server; this module only renders
-//! them as ZooKeeper's text.
+//! every core, and the connection and watch listings (`stat`, `cons`,
+//! `wchs`, `wchc`, `wchp`) and the resets (`crst`, `srst`) ask every core
+//! through the admin server's per-core inboxes (`admin::gather_from_core`),
+//! so they cover the whole server as ZooKeeper's do. The figures come from
+//! `stats`, shared with the admin server; this module only renders them as
+//! ZooKeeper's text.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use engine::types::SessionId;
+
+use crate::admin::{self, Ask};
 use crate::server::Shard;
-use crate::stats;
+use crate::stats::{self, ConnectionInfo};
 
 pub use crate::stats::VERSION;
+
+/// Answered when a core does not answer within `admin::GATHER_TIMEOUT`.
+const CORES_SILENT: &str = "Not every core answered in time; try again.\n";
+
+async fn connections(shard: &Shard) -> Option<Vec<ConnectionInfo>> {
+    admin::gather_from_core(&shard.stats, Ask::Connections)
+        .await
+        .map(admin::connections_of)
+}
+
+async fn watches(shard: &Shard) -> Option<BTreeMap<String, Vec<SessionId>>> {
+    admin::gather_from_core(&shard.stats, Ask::Watches)
+        .await
+        .map(admin::watches_of)
+}
 
 fn srvr(shard: &Shard, out: &mut String) {
     shard.publish_slow_stats();
@@ -32,19 +54,41 @@ fn srvr(shard: &Shard, out: &mut String) {
     let _ = writeln!(out, "Node count: {}", tree.node_count);
 }
 
-fn cons(shard: &Shard, out: &mut String) {
-    for c in stats::connections(shard) {
-        let _ = writeln!(
+/// One connection as ZooKeeper's `ServerCnxn.dumpConnectionInfo` prints
+/// it: ` /<peer>[<interest ops>](queued=..,recved=..,sent=..` and, unless
+/// `brief` (stat) or without a session (a four-letter word's own
+/// connection: `[0](queued=0,recved=1,sent=0)` as on ZooKeeper), the
+/// session's figures. corral does not track a connection's last operation,
+/// cxid, response time or latency: those show ZooKeeper's values for "none
+/// yet" (`lop=NA`, no `lcxid`, zeros), as in the admin server's JSON.
+fn connection(out: &mut String, c: &ConnectionInfo, brief: bool) {
+    let interest = if c.session == 0 { 0 } else { 1 };
+    let _ = write!(
+        out,
+        " /{}[{interest}](queued={},recved={},sent={}",
+        c.peer, c.queued, c.received, c.sent
+    );
+    if !brief && c.session != 0 {
+        let _ = write!(
             out,
-            " /{}[1](queued={},recved={},sent={},sid=0x{:x},lzxid=0x{:x},to={},est={}ms)",
-            c.peer, c.queued, c.received, c.sent, c.session, c.last_zxid, c.timeout_ms, c.age_ms
+            ",sid=0x{:x},lop=NA,est={},to={},lzxid=0x{:x},lresp=0,llat=0,minlat=0,avglat=0,maxlat=0",
+            c.session, c.established_ms, c.timeout_ms, c.last_zxid
         );
+    }
+    out.push_str(")\n");
+}
+
+/// Every connection, then a blank line (ZooKeeper's `cons`, and the
+/// `Clients:` block of `stat` with `brief`).
+fn connection_list(out: &mut String, conns: &[ConnectionInfo], brief: bool) {
+    for c in conns {
+        connection(out, c, brief);
     }
     out.push('\n');
 }
 
 /// Runs a four-letter word and returns its text.
-pub fn run(shard: &Shard, word: &str) -> String {
+pub async fn run(shard: &Shard, word: &str) -> String {
     if !shard.config.four_letter_word_allowed(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
@@ -54,24 +98,32 @@ pub fn run(shard: &Shard, word: &str) -> String {
         "srvr" => srvr(shard, &mut out),
         "stat" => {
             srvr(shard, &mut out);
+            let Some(conns) = connections(shard).await else {
+                return CORES_SILENT.into();
+            };
             let mut clients = String::new();
-            cons(shard, &mut clients);
+            connection_list(&mut clients, &conns, true);
             out = out.replacen("Latency", &format!("Clients:\n{clients}Latency"), 1);
         }
-        "cons" => cons(shard, &mut out),
-        "crst" => {
-            stats::reset_connection_stats(shard);
-            out.push_str("Connection stats reset.\n");
+        "cons" => {
+            let Some(conns) = connections(shard).await else {
+                return CORES_SILENT.into();
+            };
+            connection_list(&mut out, &conns, false);
         }
-        "srst" => {
-            // Latency is summed over every core, so it is reset on every
-            // core; the received count only here (the admin server's
-            // stat_reset asks every core).
-            for c in shard.stats.iter() {
-                c.metrics.reset_latency();
+        "crst" | "srst" => {
+            // Every core's connections (crst), and every core's received
+            // count and latency figures (srst), as the admin server's
+            // connection_stat_reset and stat_reset.
+            let (ask, text) = if word == "crst" {
+                (Ask::ResetConnectionStats, "Connection stats reset.\n")
+            } else {
+                (Ask::ResetServerStats, "Server stats reset.\n")
+            };
+            if admin::gather_from_core(&shard.stats, ask).await.is_none() {
+                return CORES_SILENT.into();
             }
-            stats::reset_server_stats(shard);
-            out.push_str("Server stats reset.\n");
+            out.push_str(text);
         }
         "mntr" => {
             shard.publish_slow_stats();
@@ -121,32 +173,44 @@ pub fn run(shard: &Shard, word: &str) -> String {
                 let _ = writeln!(out, "{k}={v}");
             }
         }
+        // Matches ZooKeeper: the data watches only (its `dataWatches`
+        // table; mntr's zk_watch_count counts child watches too), over
+        // every core; wchc and wchp end with a blank line.
         "wchs" => {
-            shard.publish_slow_stats();
-            let t = stats::totals(&shard.stats);
+            let Some(by_path) = watches(shard).await else {
+                return CORES_SILENT.into();
+            };
+            let w = stats::watch_summary(&by_path);
             let _ = writeln!(
                 out,
                 "{} connections watching {} paths",
-                t.connections, t.watch_paths
+                w.connections, w.paths
             );
-            let _ = writeln!(out, "Total watches:{}", t.watches);
+            let _ = writeln!(out, "Total watches:{}", w.watches);
         }
         "wchp" => {
-            for (p, sessions) in stats::watches_by_path(shard) {
+            let Some(by_path) = watches(shard).await else {
+                return CORES_SILENT.into();
+            };
+            for (p, sessions) in by_path {
                 let _ = writeln!(out, "{p}");
                 for s in sessions {
                     let _ = writeln!(out, "\t0x{s:x}");
                 }
             }
+            out.push('\n');
         }
         "wchc" => {
-            let by_path = stats::watches_by_path(shard);
+            let Some(by_path) = watches(shard).await else {
+                return CORES_SILENT.into();
+            };
             for (s, paths) in stats::watches_by_session(&by_path) {
                 let _ = writeln!(out, "0x{s:x}");
                 for p in paths {
                     let _ = writeln!(out, "\t{p}");
                 }
             }
+            out.push('\n');
         }
         "dump" => {
             let d = stats::dump(shard);

@@ -114,7 +114,6 @@ fn install_signal_handlers() {
 pub struct CoreStats {
     pub connections: AtomicU64,
     pub watches: AtomicU64,
-    pub watch_paths: AtomicU64,
     pub outstanding: AtomicU64,
     pub received: AtomicU64,
     pub sent: AtomicU64,
@@ -711,8 +710,6 @@ impl Shard {
             st.conns.values().map(|c| c.sent.get()).sum(),
             Ordering::Relaxed,
         );
-        mine.watch_paths
-            .store(st.watches.summary().1 as u64, Ordering::Relaxed);
     }
 
     fn remove_conn(&self, conn: &Rc<Conn>) {
@@ -888,7 +885,10 @@ async fn read_loop(
         }
     }
     if let Some(word) = proto::four_letter_word(input.unparsed()) {
-        let text = fourlw::run(shard, word);
+        // As ZooKeeper counts it: the word is the connection's one packet
+        // received (`cons` shows it as `recved=1`).
+        conn.received.set(1);
+        let text = fourlw::run(shard, word).await;
         conn.push_out(|o| o.extend_from_slice(text.as_bytes()));
         return Ok(());
     }

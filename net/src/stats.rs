@@ -6,7 +6,7 @@
 //! connections and watches; functions taking `&[CoreStats]` read the
 //! figures every core publishes and may run anywhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -27,7 +27,6 @@ pub const VERSION: &str = concat!("3.9.0-corral-", env!("CARGO_PKG_VERSION"));
 pub struct Totals {
     pub connections: u64,
     pub watches: u64,
-    pub watch_paths: u64,
     pub outstanding: u64,
     pub received: u64,
     pub sent: u64,
@@ -43,7 +42,6 @@ pub fn totals(stats: &[CoreStats]) -> Totals {
     Totals {
         connections: sum(|c| &c.connections),
         watches: sum(|c| &c.watches),
-        watch_paths: sum(|c| &c.watch_paths),
         outstanding: sum(|c| &c.outstanding),
         received: sum(|c| &c.received),
         sent: sum(|c| &c.sent),
@@ -132,14 +130,30 @@ pub fn reset_server_stats(shard: &Shard) {
     shard.publish_stats();
 }
 
-/// Watched path -> sessions, for the shard's core.
-pub fn watches_by_path(shard: &Shard) -> Vec<(String, Vec<SessionId>)> {
-    shard.state.borrow().watches.by_path()
+/// Watched path -> sessions of the shard's core, data watches only
+/// (`WatchManager::data_by_path`): what ZooKeeper's `wchs`, `wchc`, `wchp`
+/// and admin watch commands report.
+pub fn data_watches_by_path(shard: &Shard) -> Vec<(String, Vec<SessionId>)> {
+    shard.state.borrow().watches.data_by_path()
+}
+
+/// Every core's data watches as one map, path -> sorted distinct sessions
+/// (two sessions on different cores may watch one path).
+pub fn merge_watches(
+    per_core: impl IntoIterator<Item = Vec<(String, Vec<SessionId>)>>,
+) -> BTreeMap<String, Vec<SessionId>> {
+    let mut m: BTreeMap<String, BTreeSet<SessionId>> = BTreeMap::new();
+    for (p, sessions) in per_core.into_iter().flatten() {
+        m.entry(p).or_default().extend(sessions);
+    }
+    m.into_iter()
+        .map(|(p, s)| (p, s.into_iter().collect()))
+        .collect()
 }
 
 /// Session -> watched paths, from path -> sessions.
 pub fn watches_by_session(
-    by_path: &[(String, Vec<SessionId>)],
+    by_path: &BTreeMap<String, Vec<SessionId>>,
 ) -> BTreeMap<SessionId, Vec<String>> {
     let mut m: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
     for (p, sessions) in by_path {
@@ -151,6 +165,27 @@ pub fn watches_by_session(
         paths.sort();
     }
     m
+}
+
+/// ZooKeeper's `WatchesSummary` of the data watches (`wchs`,
+/// `watch_summary`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatchSummary {
+    /// Sessions holding at least one data watch.
+    pub connections: usize,
+    /// Distinct watched paths.
+    pub paths: usize,
+    /// (session, path) pairs.
+    pub watches: usize,
+}
+
+pub fn watch_summary(by_path: &BTreeMap<String, Vec<SessionId>>) -> WatchSummary {
+    let sessions: BTreeSet<SessionId> = by_path.values().flatten().copied().collect();
+    WatchSummary {
+        connections: sessions.len(),
+        paths: by_path.len(),
+        watches: by_path.values().map(|s| s.len()).sum(),
+    }
 }
 
 /// Sessions and their ephemerals, and (on the pipeline core, which owns
@@ -316,9 +351,35 @@ mod tests {
 
     #[test]
     fn watches_invert_to_sessions_with_sorted_paths() {
-        let by_path = vec![("/b".to_string(), vec![1, 2]), ("/a".to_string(), vec![2])];
+        let by_path = merge_watches([
+            vec![("/b".to_string(), vec![1, 2])],
+            vec![("/a".to_string(), vec![2])],
+        ]);
         let m = watches_by_session(&by_path);
         assert_eq!(m[&1], vec!["/b"]);
         assert_eq!(m[&2], vec!["/a", "/b"]);
+    }
+
+    /// Two cores whose sessions watch one path: one path, as ZooKeeper
+    /// counts it (docs/internals/zk-facts.md, section j).
+    #[test]
+    fn the_summary_counts_paths_across_cores_once() {
+        let by_path = merge_watches([
+            vec![
+                ("/w".to_string(), vec![1]),
+                ("/missing".to_string(), vec![4]),
+            ],
+            vec![("/w".to_string(), vec![2])],
+            vec![],
+        ]);
+        assert_eq!(
+            watch_summary(&by_path),
+            WatchSummary {
+                connections: 3,
+                paths: 2,
+                watches: 3
+            }
+        );
+        assert_eq!(watch_summary(&BTreeMap::new()), WatchSummary::default());
     }
 }

@@ -349,13 +349,15 @@ def test_remove_persistent_watch(server, raw, base):
     assert events(raw, 1, timeout=1.0) == []
 
 
-# --- where corral still differs from ZooKeeper 3.8 ----------------------------
+# --- where corral used to differ from ZooKeeper 3.8 -------------------------
 #
 # Each test states ZooKeeper's behaviour exactly (it passes with
-# TARGET=zookeeper) and is an expected failure on corral. The xfail is strict:
-# once corral is fixed the test XPASSes, which fails the run, and whoever fixed
-# it deletes the marker. docs/internals/zk-facts.md ("Where corral differs")
-# lists the same cases with the bytes ZooKeeper sends.
+# TARGET=zookeeper); docs/internals/zk-facts.md has the bytes ZooKeeper sends.
+# A newly found difference is pinned here first, marked
+# `@pytest.mark.xfail(ON_CORRAL, strict=True, reason="corral differs: ...")`
+# and listed in zk-facts.md ("Where corral differs"): the xfail is strict, so
+# once corral is fixed the test XPASSes, which fails the run, and whoever
+# fixed it deletes the marker.
 
 ON_CORRAL = servers.target() == "corral"
 ROOT_READS = [("getData", rawzk.path_req), ("exists", rawzk.path_req), ("getChildren", rawzk.path_req),
@@ -444,8 +446,6 @@ def test_refused_reconfig_consumes_a_zxid(fresh_server):
         c.close()
 
 
-@pytest.mark.xfail(ON_CORRAL, strict=True,
-                   reason="corral differs: wchs counts connections and child watches, not data watchers")
 def test_wchs_counts_data_watches_only(fresh_server):
     # ZooKeeper's wchs summarises the data-watch table only: sessions with a
     # data watch, distinct watched paths, data watches (child watches are not
@@ -457,9 +457,6 @@ def test_wchs_counts_data_watches_only(fresh_server):
         assert srv.fourlw("wchs") == "3 connections watching 2 paths\nTotal watches:3\n"
 
 
-@pytest.mark.xfail(ON_CORRAL, strict=True,
-                   reason="corral differs: cons/wchc/wchp list only the answering core's sessions, "
-                          "and wchc/wchp lack the closing blank line")
 def test_cons_wchc_and_wchp_list_every_session(fresh_server):
     # ZooKeeper lists every connection in cons (" /127.0.0.1:<port>[1](...,
     # sid=0x<session>,...)\n" each, the asking one too, then "\n"), and data

@@ -28,7 +28,9 @@ CFG
 cp=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
 java -Xms2g -Xmx2g -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zoo.cfg" > "$work/zk.log" 2>&1 &
 pids+=($!); zk_pid=$!
-target/release/corral server --client-port "$corral_port" --data-dir "$work/corral" --four-letter-words "*" > "$work/corral.log" 2>&1 &
+# --no-admin-server, as admin.enableServer=false above: port 8080 may be taken.
+target/release/corral server --client-port "$corral_port" --data-dir "$work/corral" --four-letter-words "*" \
+  --no-admin-server > "$work/corral.log" 2>&1 &
 pids+=($!); corral_pid=$!
 
 wait_ready() { for _ in $(seq 100); do

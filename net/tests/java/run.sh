@@ -102,9 +102,12 @@ clientPortAddress=127.0.0.1
 clientPort=$PORT
 dataDir=$WORK/data
 EOF
+    # --no-admin-server: the admin server's default port 8080 is shared by
+    # every server on the machine (ZooKeeper's side sets
+    # admin.enableServer=false).
     "$CORRAL_BIN" server --zoo-cfg "$WORK/zoo.cfg" --client-port "$PORT" --data-dir "$WORK/data" \
         --four-letter-words '*' --pre-alloc-size 4096 --container-check-interval "$CONTAINER_CHECK_MS" \
-        >"$WORK/server.log" 2>&1 &
+        --no-admin-server >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     ;;
 zookeeper)

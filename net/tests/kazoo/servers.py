@@ -7,7 +7,11 @@
   (zookeeper.jar's manifest Class-Path pulls in its dependencies).
 - CorralServer: the corral binary from $CORRAL_BIN (default
   <repo>/target/debug/corral), run as
-  `$CORRAL_BIN server --client-port PORT --data-dir DIR $CORRAL_EXTRA`.
+  `$CORRAL_BIN server --client-port PORT --data-dir DIR [--no-admin-server] $CORRAL_EXTRA`.
+  The admin server's default port (8080) would be shared by every test
+  server on the machine, so it is off unless the arguments configure it
+  (`--admin-port` or `--admin-address`); ZooKeeperServer sets
+  admin.enableServer=false likewise.
 
 Each server gets a free port on 127.0.0.1 (never assumes 2181) and a fresh
 temporary directory; start() waits until `ruok` answers `imok`; stop() kills
@@ -244,8 +248,10 @@ class CorralServer(BaseServer):
                 "(build it with `cargo build -p net`, or set CORRAL_BIN)")
 
     def _spawn(self):
-        cmd = [self.bin, "server", "--client-port", str(self.port),
-               "--data-dir", os.path.join(self.dir, "data"), *self.extra_args]
+        cmd = [self.bin, "server", "--client-port", str(self.port), "--data-dir", os.path.join(self.dir, "data")]
+        if not any(a in ("--admin-port", "--admin-address") for a in self.extra_args):
+            cmd.append("--no-admin-server")
+        cmd += self.extra_args
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
 

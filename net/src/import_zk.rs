@@ -847,7 +847,13 @@ fn to_corral(restored: &Restored, summary: &mut Summary) -> Result<Snapshot, Imp
         (engine::tree::CONFIG_PATH, read_only),
     ] {
         if tree.get(path).is_none() || path == engine::tree::CONFIG_PATH {
-            nodes.push(system_node(path, acl));
+            let mut n = system_node(path, acl);
+            if path == engine::tree::CONFIG_PATH {
+                // As a fresh server's: ZooKeeper sets its ACL with version
+                // -1 when it creates the node.
+                n.aversion = -1;
+            }
+            nodes.push(n);
         }
     }
     let mut sessions: Vec<SnapshotSession> = restored

@@ -519,6 +519,7 @@ async fn a_killed_zookeeper_is_imported_znode_for_znode() {
         after[config].acl,
         vec![zk::Acl::new(zk::Permission::READ, zk::AuthId::anyone())]
     );
+    assert_eq!(after[config].stat.aversion, -1, "as on a fresh server");
     let paths = |t: &BTreeMap<String, Seen>| -> Vec<String> { t.keys().cloned().collect() };
     assert_eq!(paths(&before), paths(&after), "the same znodes");
     let mut compared = 0;

@@ -907,6 +907,27 @@ const PARITY_SESSION: &str = "create /q x\nget -w /q\nls -w /q\ncreate /q/c y\ns
     create -e /q/eph\ngetEphemerals /q\nremovewatches /q -d\nremovewatches /q\n\
     deleteall /q\n   \nprintwatches off\nclose\nls /q\nhistory\nprintwatches on\nconnect SERVER\nls /q\nquit\n";
 
+/// Takes the watch events out of `out`: zkCli's event thread prints the
+/// `WATCHER::` marker and the `WatchedEvent ...` text whenever it runs,
+/// even in the middle of another line. Returns the rest without those and
+/// without blank lines, in order, and the events sorted.
+fn split_watch_events(out: &str) -> (String, Vec<String>) {
+    let mut text = out.replace("WATCHER::", "");
+    let mut events = Vec::new();
+    while let Some(at) = text.find("WatchedEvent ") {
+        let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+        events.push(text[at..end].trim_end().to_string());
+        text.replace_range(at..end, "");
+    }
+    events.sort();
+    let rest = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (rest, events)
+}
+
 #[test]
 fn zkcli_parity() {
     if !have_zookeeper() {
@@ -945,8 +966,17 @@ fn zkcli_parity() {
         cli_command(&corral_addr, &[]),
         Some(&PARITY_SESSION.replace("SERVER", &corral_addr)),
     );
-    let (z_out, c_out) = (normalise(&z.out, &zk_addr), normalise(&c.out, &corral_addr));
+    // zkCli prints watch events from its event thread, so where a
+    // `WATCHER::` block lands among the command output varies from run to
+    // run: compare the events as a set and the rest in order.
+    let (z_out, z_events) = split_watch_events(&normalise(&z.out, &zk_addr));
+    let (c_out, c_events) = split_watch_events(&normalise(&c.out, &corral_addr));
     let (z_err, c_err) = (normalise(&z.err, &zk_addr), normalise(&c.err, &corral_addr));
+    if z_events != c_events {
+        differences.push(format!(
+            "interactive session: watch events differ:\n  zkCli  {z_events:?}\n  corral {c_events:?}"
+        ));
+    }
     if (z.code, &z_out, &z_err) != (c.code, &c_out, &c_err) {
         differences.push(format!(
             "interactive session:\n--- zkCli ({})\n{z_out}{z_err}\n--- corral cli ({})\n{c_out}{c_err}",

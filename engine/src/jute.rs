@@ -182,6 +182,21 @@ impl Reader {
 }
 
 /// Appends jute records to a `Vec<u8>`.
+/// Starts a length-prefixed frame in `out`; returns where it starts, for
+/// [`end_frame`].
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.put_jute_i32(0);
+    start
+}
+
+/// Writes the length of the frame begun at `start` (the bytes after the
+/// 4-byte prefix).
+pub fn end_frame(out: &mut [u8], start: usize) {
+    let len = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
 pub trait JuteWrite {
     fn put_jute_i32(&mut self, v: i32);
     fn put_jute_i64(&mut self, v: i64);

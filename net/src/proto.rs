@@ -17,7 +17,7 @@
 //! ```
 
 use bytes::Bytes;
-use engine::jute::{JuteError, JuteWrite, Reader};
+use engine::jute::{begin_frame, end_frame, JuteError, JuteWrite, Reader};
 use engine::op::{MultiReadResult, MultiResult, ReadOp, Response, WriteOp};
 use engine::types::{opcode, AddWatchMode, ErrorCode, EventType, Stat, WatcherType};
 
@@ -467,17 +467,6 @@ fn decode_body(r: &mut Reader, code: i32) -> Result<Request, CodecError> {
         }
         _ => Request::Unknown,
     })
-}
-
-fn begin_frame(out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    out.put_jute_i32(0);
-    start
-}
-
-fn end_frame(out: &mut [u8], start: usize) {
-    let len = (out.len() - start - 4) as i32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 fn put_stat(out: &mut Vec<u8>, s: &Stat) {

@@ -19,7 +19,7 @@
 //! ```
 
 use bytes::Bytes;
-use engine::jute::{JuteError, JuteWrite, Reader};
+use engine::jute::{begin_frame, end_frame, JuteError, JuteWrite, Reader};
 use engine::op::{MultiReadResult, MultiResult, ReadOp, Response, WriteOp};
 use engine::types::{opcode, AddWatchMode, ErrorCode, WatcherType};
 
@@ -56,17 +56,6 @@ pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<usize>, CodecError> 
     }
     let total = 4 + len as usize;
     Ok((buf.len() >= total).then_some(total))
-}
-
-fn begin_frame(out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    out.put_jute_i32(0);
-    start
-}
-
-fn end_frame(out: &mut [u8], start: usize) {
-    let len = (out.len() - start - 4) as i32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 /// `ConnectRequest` of `zookeeper.jute`.

@@ -425,7 +425,12 @@ pub fn decode_response(code: i32, record: Bytes) -> Result<Response, CodecError>
     Ok(resp)
 }
 
-fn multi_results(r: &mut Reader) -> Result<Vec<MultiResult>, CodecError> {
+/// The entries of a multi or multiRead reply: `(type, done, err)` headers
+/// until `done`, each followed by what `item` reads for its type.
+fn multi_entries<T>(
+    r: &mut Reader,
+    mut item: impl FnMut(i32, &mut Reader) -> Result<T, CodecError>,
+) -> Result<Vec<T>, CodecError> {
     let mut out = Vec::new();
     loop {
         let t = r.i32()?;
@@ -437,7 +442,13 @@ fn multi_results(r: &mut Reader) -> Result<Vec<MultiResult>, CodecError> {
         if out.len() >= engine::constants::MULTI_OPS_MAX {
             return Err(CodecError::BadMultiResult(t));
         }
-        out.push(match t {
+        out.push(item(t, r)?);
+    }
+}
+
+fn multi_results(r: &mut Reader) -> Result<Vec<MultiResult>, CodecError> {
+    multi_entries(r, |t, r| {
+        Ok(match t {
             opcode::CREATE => MultiResult::Create(r.string()?),
             opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
                 MultiResult::Create2(r.string()?, r.stat()?)
@@ -447,29 +458,19 @@ fn multi_results(r: &mut Reader) -> Result<Vec<MultiResult>, CodecError> {
             opcode::CHECK => MultiResult::Check,
             opcode::ERROR => MultiResult::Error(error_code(r.i32()?)),
             other => return Err(CodecError::BadMultiResult(other)),
-        });
-    }
+        })
+    })
 }
 
 fn multi_read_results(r: &mut Reader) -> Result<Vec<MultiReadResult>, CodecError> {
-    let mut out = Vec::new();
-    loop {
-        let t = r.i32()?;
-        let done = r.bool()?;
-        let _err = r.i32()?;
-        if done {
-            return Ok(out);
-        }
-        if out.len() >= engine::constants::MULTI_OPS_MAX {
-            return Err(CodecError::BadMultiResult(t));
-        }
-        out.push(match t {
+    multi_entries(r, |t, r| {
+        Ok(match t {
             opcode::GET_CHILDREN => MultiReadResult::Children(r.strings()?),
             opcode::GET_DATA => MultiReadResult::Data(r.buffer_opt()?, r.stat()?),
             opcode::ERROR => MultiReadResult::Error(error_code(r.i32()?)),
             other => return Err(CodecError::BadMultiResult(other)),
-        });
-    }
+        })
+    })
 }
 
 #[cfg(test)]

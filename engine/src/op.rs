@@ -5,6 +5,32 @@ use bytes::Bytes;
 
 use crate::types::{Acl, AddWatchMode, ErrorCode, Stat, WatcherType};
 
+/// `ConnectRequest` of `zookeeper.jute`: what a client sends first. The
+/// server decodes it (`net::proto`), the client crate encodes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectRequest {
+    pub protocol_version: i32,
+    pub last_zxid_seen: i64,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub password: Bytes,
+    pub read_only: bool,
+}
+
+impl ConnectRequest {
+    /// A request for a new session.
+    pub fn new_session(timeout_ms: i32) -> ConnectRequest {
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms,
+            session_id: 0,
+            password: Bytes::from_static(&[0u8; crate::constants::SESSION_PASSWORD_LEN]),
+            read_only: false,
+        }
+    }
+}
+
 /// A write: goes through the pipeline core, gets a zxid, is logged.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WriteOp {

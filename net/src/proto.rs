@@ -74,15 +74,7 @@ pub fn four_letter_word(first: &[u8]) -> Option<&'static str> {
         .find(|w| w.as_bytes() == &first[..4])
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConnectRequest {
-    pub protocol_version: i32,
-    pub last_zxid_seen: i64,
-    pub timeout_ms: i32,
-    pub session_id: i64,
-    pub password: Bytes,
-    pub read_only: bool,
-}
+pub use engine::op::ConnectRequest;
 
 pub fn decode_connect(body: Bytes) -> Result<ConnectRequest, CodecError> {
     let mut r = Reader::new(body);

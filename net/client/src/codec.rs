@@ -58,30 +58,7 @@ pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<usize>, CodecError> 
     Ok((buf.len() >= total).then_some(total))
 }
 
-/// `ConnectRequest` of `zookeeper.jute`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectRequest {
-    pub protocol_version: i32,
-    pub last_zxid_seen: i64,
-    pub timeout_ms: i32,
-    pub session_id: i64,
-    pub password: Bytes,
-    pub read_only: bool,
-}
-
-impl ConnectRequest {
-    /// A request for a new session.
-    pub fn new_session(timeout_ms: i32) -> ConnectRequest {
-        ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms,
-            session_id: 0,
-            password: Bytes::from_static(&[0u8; engine::constants::SESSION_PASSWORD_LEN]),
-            read_only: false,
-        }
-    }
-}
+pub use engine::op::ConnectRequest;
 
 pub fn encode_connect(out: &mut Vec<u8>, req: &ConnectRequest) {
     let start = begin_frame(out);

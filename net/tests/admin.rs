@@ -953,13 +953,14 @@ async fn ready_answers_503_until_recovery_is_done() {
     drop(c);
 
     server.kill();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The watcher stops once it has itself seen the server ready: stopping
+    // it when the test thread sees ready could miss that last state.
     let watcher = {
-        let stop = stop.clone();
         std::thread::spawn(move || {
             let mut seen: Vec<Option<u16>> = Vec::new();
             let mut while_recovering = None;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while std::time::Instant::now() < deadline {
                 let s = try_status(port, "/ready");
                 if s == Some(503) && while_recovering.is_none() {
                     let srvr = get(port, "/commands/srvr").json();
@@ -969,6 +970,9 @@ async fn ready_answers_503_until_recovery_is_done() {
                 }
                 if seen.last() != Some(&s) {
                     seen.push(s);
+                }
+                if s == Some(200) {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -982,7 +986,6 @@ async fn ready_answers_503_until_recovery_is_done() {
     .await
     .unwrap();
     wait_ready(port);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (seen, while_recovering) = watcher.join().unwrap();
     // Down, then up and not ready while it replays, then ready for good.
     let answered: Vec<u16> = seen.iter().flatten().copied().collect();

@@ -312,6 +312,45 @@ struct Totals {
     errors: AtomicU64,
 }
 
+/// What one session measured: latencies, operations, errors by code.
+struct Tally {
+    hist: Histogram<u64>,
+    ops: u64,
+    errors: std::collections::BTreeMap<i32, u64>,
+}
+
+impl Tally {
+    fn new() -> Result<Tally> {
+        Ok(Tally {
+            hist: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            ops: 0,
+            errors: std::collections::BTreeMap::new(),
+        })
+    }
+
+    /// One measured operation, also counted in the live totals.
+    fn record(&mut self, totals: &Totals, latency: Duration, err: i32) -> Result<()> {
+        let us = latency.as_micros().max(1) as u64;
+        self.hist.record(us.min(60_000_000))?;
+        self.ops += 1;
+        totals.ops.fetch_add(1, Ordering::Relaxed);
+        if err != 0 {
+            *self.errors.entry(err).or_insert(0) += 1;
+            totals.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, other: Tally) -> Result<()> {
+        self.hist.add(&other.hist)?;
+        self.ops += other.ops;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_insert(0) += v;
+        }
+        Ok(())
+    }
+}
+
 async fn session(
     args: Arc<Args>,
     addr: String,
@@ -319,36 +358,24 @@ async fn session(
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     totals: Arc<Totals>,
-) -> Result<(Histogram<u64>, u64, std::collections::BTreeMap<i32, u64>)> {
+) -> Result<Tally> {
     let s = connect(&addr).await?;
     let (rd, mut wr) = s.into_split();
     // Buffered: one read syscall serves many pipelined replies.
     let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let value = vec![b'x'; args.value_size];
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut tally = Tally::new()?;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9) | 1;
     let mut xid: i32 = 1;
     let mut sent_at: std::collections::VecDeque<(i32, Instant, bool)> = Default::default();
     let mut buf = Vec::new();
-    let mut errors = std::collections::BTreeMap::new();
-    let mut ops = 0u64;
     let own = format!("{}/s{id}-", args.root);
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         // Fill the pipeline.
         let mut out = Vec::new();
         while !stopping && sent_at.len() < args.inflight {
-            let req = match args.workload {
-                Workload::CreateDelete => {
-                    // Even xids create, odd xids delete what was created.
-                    if xid % 2 == 1 {
-                        create_request(xid, &format!("{own}{}", xid / 2), &value, 1)
-                    } else {
-                        delete_request(xid, &format!("{own}{}", (xid - 1) / 2))
-                    }
-                }
-                w => request(xid, w, &args, &mut rng, &value),
-            };
+            let req = next_request(&args, xid, &own, &mut rng, &value);
             out.extend_from_slice(&req);
             sent_at.push_back((xid, Instant::now(), measuring.load(Ordering::Relaxed)));
             xid = xid.wrapping_add(1).max(1);
@@ -388,23 +415,15 @@ async fn session(
                 bail!("reply xid {rxid} out of order, expected {sxid}");
             }
             if measured {
-                let us = t0.elapsed().as_micros().max(1) as u64;
-                hist.record(us.min(60_000_000))?;
-                ops += 1;
-                totals.ops.fetch_add(1, Ordering::Relaxed);
-                if err != 0 {
-                    *errors.entry(err).or_insert(0) += 1;
-                    totals.errors.fetch_add(1, Ordering::Relaxed);
-                }
+                tally.record(&totals, t0.elapsed(), err)?;
             }
         }
     }
-    Ok((hist, ops, errors))
+    Ok(tally)
 }
 
-type SessionResult = (Histogram<u64>, u64, std::collections::BTreeMap<i32, u64>);
-
-/// One request of a workload (create-delete alternates by xid).
+/// One request of a workload (create-delete: odd xids create, even xids
+/// delete what the one before created).
 fn next_request(args: &Args, xid: i32, own: &str, rng: &mut u64, value: &[u8]) -> Vec<u8> {
     match args.workload {
         Workload::CreateDelete => {
@@ -429,7 +448,7 @@ async fn session_open_loop(
     stop: Arc<AtomicBool>,
     totals: Arc<Totals>,
     rate_per_session: f64,
-) -> Result<SessionResult> {
+) -> Result<Tally> {
     use std::collections::VecDeque;
     use std::sync::Mutex;
     let s = connect(&addr).await?;
@@ -446,9 +465,7 @@ async fn session_open_loop(
             totals.clone(),
         );
         tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-            let mut errors = std::collections::BTreeMap::new();
-            let mut ops = 0u64;
+            let mut tally = Tally::new()?;
             let mut buf = Vec::new();
             loop {
                 let f = read_frame(&mut rd, &mut buf).await?;
@@ -476,16 +493,10 @@ async fn session_open_loop(
                 }
                 slots.add_permits(1);
                 if measured {
-                    hist.record((due.elapsed().as_micros().max(1) as u64).min(60_000_000))?;
-                    ops += 1;
-                    totals.ops.fetch_add(1, Ordering::Relaxed);
-                    if err != 0 {
-                        *errors.entry(err).or_insert(0) += 1;
-                        totals.errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                    tally.record(&totals, due.elapsed(), err)?;
                 }
             }
-            Ok::<_, anyhow::Error>((hist, ops, errors))
+            Ok::<_, anyhow::Error>(tally)
         })
     };
     let value = vec![b'x'; args.value_size];
@@ -524,10 +535,8 @@ async fn session_churn(
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     totals: Arc<Totals>,
-) -> Result<SessionResult> {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut errors = std::collections::BTreeMap::new();
-    let mut ops = 0u64;
+) -> Result<Tally> {
+    let mut tally = Tally::new()?;
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let t0 = Instant::now();
@@ -543,16 +552,10 @@ async fn session_churn(
         s.close().await?;
         n += 1;
         if measured {
-            hist.record((t0.elapsed().as_micros().max(1) as u64).min(60_000_000))?;
-            ops += 1;
-            totals.ops.fetch_add(1, Ordering::Relaxed);
-            if err != 0 {
-                *errors.entry(err).or_insert(0) += 1;
-                totals.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            tally.record(&totals, t0.elapsed(), err)?;
         }
     }
-    Ok((hist, ops, errors))
+    Ok(tally)
 }
 
 fn cpu_seconds() -> f64 {
@@ -683,17 +686,11 @@ async fn run(args: Arc<Args>) -> Result<()> {
     if tty {
         eprintln!();
     }
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut ops = 0;
-    let mut errors = std::collections::BTreeMap::new();
+    let mut all = Tally::new()?;
     for t in tasks {
-        let (h, n, e) = t.await??;
-        hist.add(&h)?;
-        ops += n;
-        for (k, v) in e {
-            *errors.entry(k).or_insert(0) += v;
-        }
+        all.add(t.await??)?;
     }
+    let Tally { hist, ops, errors } = all;
     let rate = ops as f64 / elapsed;
     let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
     println!("workload     {:?}", args.workload);

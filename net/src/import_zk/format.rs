@@ -57,23 +57,8 @@ pub const RECORD_PREFIX_LEN: usize = 12;
 /// The digest algorithm `DigestCalculator` implements (its DIGEST_VERSION).
 pub const DIGEST_VERSION: i32 = 2;
 
-/// `ZooDefs.OpCode` values that appear in a transaction log.
-pub mod opcode {
-    pub const CREATE: i32 = 1;
-    pub const DELETE: i32 = 2;
-    pub const SET_DATA: i32 = 5;
-    pub const SET_ACL: i32 = 7;
-    pub const CHECK: i32 = 13;
-    pub const MULTI: i32 = 14;
-    pub const CREATE2: i32 = 15;
-    pub const RECONFIG: i32 = 16;
-    pub const CREATE_CONTAINER: i32 = 19;
-    pub const DELETE_CONTAINER: i32 = 20;
-    pub const CREATE_TTL: i32 = 21;
-    pub const ERROR: i32 = -1;
-    pub const CREATE_SESSION: i32 = -10;
-    pub const CLOSE_SESSION: i32 = -11;
-}
+/// `ZooDefs.OpCode`: the transaction types of a log are request opcodes.
+pub use engine::types::opcode;
 
 /// Why bytes could not be decoded, and where (an offset into the decoded
 /// buffer; callers add the buffer's own position in its file).

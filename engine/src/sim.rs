@@ -1182,8 +1182,6 @@ impl Sim {
                     self.states.insert(id, state.clone());
                     self.note(|| format!("server {id}: {state}"));
                 }
-                let p = self.servers[&id].peer.as_ref().expect("live");
-                let _ = p;
             }
             let p = self.servers[&id].peer.as_ref().expect("live");
             if let Some(epoch) = p.leading_epoch() {
@@ -1229,17 +1227,7 @@ impl Sim {
             return Err(self.fail(format!("servers did not converge: zxids {zxids:x?}")));
         }
         let leader = self
-            .ids
-            .iter()
-            .find(|id| {
-                self.servers[id]
-                    .peer
-                    .as_ref()
-                    .expect("live")
-                    .leading_epoch()
-                    .is_some()
-            })
-            .copied()
+            .leader()
             .ok_or_else(|| self.fail("no leader at the end".into()))?;
         let tree = self.servers[&leader].peer.as_ref().expect("live").tree();
         for (path, (z, value)) in &self.acked {

@@ -88,6 +88,18 @@ pub enum Submission {
     },
 }
 
+impl Submission {
+    /// Where the reply goes.
+    pub fn origin_mut(&mut self) -> &mut Origin {
+        match self {
+            Submission::Write { origin, .. }
+            | Submission::Sync { origin, .. }
+            | Submission::CreateSession { origin, .. }
+            | Submission::Reattach { origin, .. } => origin,
+        }
+    }
+}
+
 /// The result of one committed entry, for the core that owns its origin.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {

@@ -1061,14 +1061,9 @@ impl Sim {
         }
     }
 
-    fn submit(&mut self, c: usize, submission: Submission, op: ClientOp) -> Result<(), String> {
+    fn submit(&mut self, c: usize, mut submission: Submission, op: ClientOp) -> Result<(), String> {
         let server = self.clients[c].server.expect("connected");
-        let xid = match &submission {
-            Submission::Write { origin, .. }
-            | Submission::Sync { origin, .. }
-            | Submission::CreateSession { origin, .. }
-            | Submission::Reattach { origin, .. } => origin.xid,
-        };
+        let xid = submission.origin_mut().xid;
         let now = self.now_ms();
         let accepted = self
             .peer_mut(server)

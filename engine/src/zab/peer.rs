@@ -382,7 +382,7 @@ impl Peer {
 
     /// A client request. False if this server is not serving (the shell
     /// answers connection loss).
-    pub fn submit(&mut self, submission: Submission, now_ms: u64) -> bool {
+    pub fn submit(&mut self, mut submission: Submission, now_ms: u64) -> bool {
         self.core.now = now_ms;
         if !self.core.serving || self.core.restarting {
             return false;
@@ -396,31 +396,17 @@ impl Peer {
                 l.flush(&mut self.core);
             }
             Role::Following(f) => {
-                let forwarded = match &submission {
-                    Submission::Write {
-                        origin, session, ..
+                let (session, sync_path) = match &submission {
+                    Submission::Write { session, .. } | Submission::Reattach { session, .. } => {
+                        (*session, None)
                     }
-                    | Submission::Reattach {
-                        origin, session, ..
-                    } => Forwarded {
-                        origin: *origin,
-                        session: *session,
-                        sync_path: None,
-                    },
-                    Submission::Sync {
-                        origin,
-                        session,
-                        path,
-                    } => Forwarded {
-                        origin: *origin,
-                        session: *session,
-                        sync_path: Some(path.clone()),
-                    },
-                    Submission::CreateSession { origin, .. } => Forwarded {
-                        origin: *origin,
-                        session: 0,
-                        sync_path: None,
-                    },
+                    Submission::Sync { session, path, .. } => (*session, Some(path.clone())),
+                    Submission::CreateSession { .. } => (0, None),
+                };
+                let forwarded = Forwarded {
+                    origin: *submission.origin_mut(),
+                    session,
+                    sync_path,
                 };
                 let id = self.core.next_request;
                 self.core.next_request += 1;
@@ -770,46 +756,13 @@ impl Leader {
                 let token = self.next_token;
                 self.next_token += 1;
                 self.remote.insert(token, (from, id));
-                let remote = |o: Origin| Origin {
+                let mut submission = submission;
+                let origin = submission.origin_mut();
+                *origin = Origin {
                     core: REMOTE_CORE,
                     conn: token,
-                    xid: o.xid,
+                    xid: origin.xid,
                     reads_ahead: false,
-                };
-                let submission = match submission {
-                    Submission::Write {
-                        origin,
-                        session,
-                        op,
-                        auth,
-                    } => Submission::Write {
-                        origin: remote(origin),
-                        session,
-                        op,
-                        auth,
-                    },
-                    Submission::Sync {
-                        origin,
-                        session,
-                        path,
-                    } => Submission::Sync {
-                        origin: remote(origin),
-                        session,
-                        path,
-                    },
-                    Submission::CreateSession { origin, timeout_ms } => Submission::CreateSession {
-                        origin: remote(origin),
-                        timeout_ms,
-                    },
-                    Submission::Reattach {
-                        origin,
-                        session,
-                        password,
-                    } => Submission::Reattach {
-                        origin: remote(origin),
-                        session,
-                        password,
-                    },
                 };
                 self.pipeline().submit(submission, core.now);
                 self.flush(core);

@@ -217,11 +217,10 @@ impl Pipeline {
     /// Replays one logged transaction at startup.
     pub fn recover(&mut self, txn: &Txn, now_ms: u64) {
         assert!(self.queued.is_empty() && self.in_flight.is_empty());
+        let (z, last) = (Zxid(txn.header.zxid), Zxid(self.committed.last_zxid));
         assert!(
-            txn.header.zxid == self.committed.last_zxid + 1 || self.committed.last_zxid == 0,
-            "log gap: {:#x} after {:#x}",
-            txn.header.zxid,
-            self.committed.last_zxid
+            z.0 == last.0 + 1 || last.0 == 0 || (z.epoch() > last.epoch() && z.counter() == 1),
+            "log gap: {z} after {last}"
         );
         apply::apply(&mut self.committed, txn);
         match &txn.body {

@@ -891,7 +891,7 @@ fn server_stats(admin: &Admin) -> Option<Value> {
             "data_dir_size": d.datadir_size,
             "log_dir_size": d.logdir_size,
             "provider_null": false,
-            "server_state": "standalone",
+            "server_state": crate::replica::server_state(),
             "last_processed_zxid": f.tree.last_zxid,
             "outstanding_requests": t.outstanding,
             "avg_latency": round4(l.avg_ms),
@@ -924,7 +924,7 @@ fn monitor(admin: &Admin) -> Option<Value> {
     let mut m = Map::new();
     for (k, v) in [
         ("version", json!(format!("{VERSION}, built on corral"))),
-        ("server_state", json!("standalone")),
+        ("server_state", json!(crate::replica::server_state())),
         ("ephemerals_count", json!(f.tree.ephemerals_count)),
         ("num_alive_connections", json!(t.connections)),
         ("avg_latency", json!(round4(l.avg_ms))),

@@ -50,7 +50,7 @@ fn srvr(shard: &Shard, out: &mut String) {
     let _ = writeln!(out, "Connections: {}", t.connections);
     let _ = writeln!(out, "Outstanding: {}", t.outstanding);
     let _ = writeln!(out, "Zxid: 0x{:x}", tree.last_zxid);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", crate::replica::server_state());
     let _ = writeln!(out, "Node count: {}", tree.node_count);
 }
 
@@ -93,6 +93,12 @@ pub async fn run(shard: &Shard, word: &str) -> String {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     let mut out = String::new();
+    // As ZooKeeper: without a leader, only these answer.
+    if crate::replica::server_state() == "looking"
+        && !matches!(word, "ruok" | "conf" | "envi" | "isro" | "dirs")
+    {
+        return "This ZooKeeper instance is not currently serving requests\n".into();
+    }
     match word {
         "ruok" => out.push_str("imok"),
         "srvr" => srvr(shard, &mut out),
@@ -132,7 +138,7 @@ pub async fn run(shard: &Shard, word: &str) -> String {
             let tree = stats::tree_figures(&shard.state.borrow().view);
             let lines: Vec<(&str, String)> = vec![
                 ("zk_version", VERSION.to_string()),
-                ("zk_server_state", "standalone".into()),
+                ("zk_server_state", crate::replica::server_state().into()),
                 ("zk_avg_latency", format!("{:.4}", l.avg_ms)),
                 ("zk_max_latency", l.max_ms.to_string()),
                 ("zk_min_latency", l.min_ms.to_string()),

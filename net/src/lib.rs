@@ -30,6 +30,7 @@ pub mod import_zk;
 pub mod metrics;
 pub mod proto;
 pub mod quorum;
+pub mod replica;
 pub mod server;
 pub mod snap;
 pub mod stats;

@@ -316,6 +316,9 @@ pub struct ServerMetrics {
     cores: AtomicUsize,
     cores_accepting: AtomicUsize,
     stopping: AtomicBool,
+    /// The peer has a leader with a quorum (always, once started, when
+    /// standalone).
+    serving: AtomicBool,
 }
 
 /// The process's one server. A static rather than a handle passed around:
@@ -347,6 +350,7 @@ impl ServerMetrics {
             cores: AtomicUsize::new(0),
             cores_accepting: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
         }
     }
 
@@ -393,12 +397,20 @@ impl ServerMetrics {
         self.stopping.store(true, Ordering::Release);
     }
 
-    /// Serving: recovery is done, the log is open and every core accepts
-    /// connections, and shutdown has not begun.
+    /// The server started or stopped serving clients (it has, or lost, a
+    /// leader backed by a quorum).
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Release);
+    }
+
+    /// Serving: recovery is done, the log is open, every core accepts
+    /// connections, a leader with a quorum is in place, and shutdown has
+    /// not begun.
     pub fn ready(&self) -> bool {
         let cores = self.cores.load(Ordering::Relaxed);
         cores > 0
             && self.cores_accepting.load(Ordering::Acquire) >= cores
+            && self.serving.load(Ordering::Acquire)
             && !self.stopping.load(Ordering::Acquire)
     }
 }
@@ -651,7 +663,7 @@ pub fn render(r: &Render<'_>) -> String {
     // corral's own.
     e.gauge(
         "corral_ready",
-        "1 when the server serves clients (recovered, every core accepting, not stopping).",
+        "1 when the server serves clients (recovered, every core accepting, a leader with a quorum, not stopping).",
         if s.ready() { 1.0 } else { 0.0 },
     );
     e.gauge(

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use engine::acl::{self, AuthInfo};
 use engine::apply::{self, ReadContext};
 use engine::op::{ReadOp, WriteOp};
-use engine::pipeline::{CommittedBatch, Origin, Outcome, Pipeline, Submission};
+use engine::pipeline::{CommittedBatch, Origin, Outcome, Submission};
 use engine::tree::DataTree;
 use engine::types::{keeper_state, ErrorCode, Id, SessionId};
 use engine::watch::WatchManager;
@@ -35,6 +35,8 @@ use glommio::channels::shared_channel::{self, ConnectedSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use storage::Wal;
+
+use crate::replica::{Ensemble, PeerCore, ToShard};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
@@ -80,6 +82,9 @@ impl Clock {
         self.wall_at_start_ms + self.start.elapsed().as_millis() as u64
     }
 }
+
+/// What core 0 publishes, shared by every core.
+type Published = Arc<ToShard>;
 
 enum ToPipeline {
     Submit(Vec<(Submission, u64)>),
@@ -194,7 +199,7 @@ impl Conn {
 }
 
 enum PipelineLink {
-    Local(Rc<PipelineCore>),
+    Local(Rc<PeerCore>),
     Remote,
 }
 
@@ -226,24 +231,9 @@ pub struct Shard {
     committed_zxid: Arc<AtomicI64>,
     /// Every core's figures, for four-letter words answered on any core.
     pub stats: Arc<Vec<CoreStats>>,
-}
-
-/// The pipeline core's state: the engine pipeline and the links to the
-/// other cores.
-pub struct PipelineCore {
-    pipeline: RefCell<Pipeline>,
-    wake: LocalSender<()>,
-}
-
-impl PipelineCore {
-    fn submit_all(&self, subs: Vec<(Submission, u64)>) {
-        let mut p = self.pipeline.borrow_mut();
-        for (s, now) in subs {
-            p.submit(s, now);
-        }
-        drop(p);
-        let _ = self.wake.try_send(());
-    }
+    /// Whether the server has a leader with a quorum; while not, client
+    /// connections are closed after the four-letter-word check.
+    serving: Cell<bool>,
 }
 
 impl Shard {
@@ -641,12 +631,45 @@ impl Shard {
         &self.stats[self.core as usize].metrics
     }
 
-    /// Runs `f` on the pipeline when this is the pipeline core (which owns
-    /// the session table); None elsewhere.
-    pub(crate) fn with_pipeline<R>(&self, f: impl FnOnce(&Pipeline) -> R) -> Option<R> {
+    /// Runs `f` on the ZAB peer when this is core 0 (which owns it and,
+    /// on the leader, the session table); None elsewhere.
+    pub(crate) fn with_peer<R>(&self, f: impl FnOnce(&engine::zab::Peer) -> R) -> Option<R> {
         match &self.link {
-            PipelineLink::Local(p) => Some(f(&p.pipeline.borrow())),
+            PipelineLink::Local(p) => Some(f(&p.peer())),
             PipelineLink::Remote => None,
+        }
+    }
+
+    /// Handles what core 0 publishes, in order.
+    pub fn on_published(&self, item: &ToShard) {
+        match item {
+            ToShard::Committed(batch) => self.on_committed(batch),
+            ToShard::Serving(serving) => self.set_serving(*serving),
+        }
+    }
+
+    fn set_serving(&self, serving: bool) {
+        if self.serving.replace(serving) == serving || serving {
+            return;
+        }
+        // As a ZooKeeper server that lost its leader: every client sees
+        // connection loss and fails over; what it had in flight was not
+        // acknowledged.
+        let conns: Vec<Rc<Conn>> = {
+            let mut st = self.state.borrow_mut();
+            st.catching_up.clear();
+            st.submissions.clear();
+            st.conns.values().cloned().collect()
+        };
+        if !conns.is_empty() {
+            info!(
+                core = self.core,
+                connections = conns.len(),
+                "not serving: closing client connections"
+            );
+        }
+        for c in conns {
+            c.close();
         }
     }
 
@@ -906,6 +929,9 @@ async fn read_loop(
             }
         }
     };
+    if !shard.serving.get() {
+        return Err("not serving clients: no leader with a quorum".into());
+    }
     let view_zxid = shard.state.borrow().view.last_zxid;
     if connect.last_zxid_seen > view_zxid {
         return Err(format!(
@@ -996,7 +1022,12 @@ impl Snapshotter {
         }
     }
 
-    fn after_commit(&mut self, records: u64, tree: &DataTree, pipeline: &Pipeline) {
+    fn after_commit(
+        &mut self,
+        records: u64,
+        tree: &DataTree,
+        sessions: impl FnOnce() -> Vec<(SessionId, i32)>,
+    ) {
         self.since_last += records;
         if self.since_last < self.threshold || self.in_progress.get() {
             return;
@@ -1006,11 +1037,10 @@ impl Snapshotter {
         // One immutable version of the tree: consistent at one zxid, and the
         // pipeline goes on committing while it is written.
         let tree = tree.clone();
-        let sessions: Vec<(SessionId, i32)> = pipeline
-            .sessions()
-            .iter()
-            .map(|s| (s.id, s.timeout_ms))
-            .collect();
+        // The sessions of the peer's latest commit, possibly a little newer
+        // than `tree`: replaying the log from the snapshot's zxid creates and
+        // closes sessions idempotently.
+        let sessions = sessions();
         let (snap_dir, log_dir, retain) =
             (self.snap_dir.clone(), self.log_dir.clone(), self.retain);
         let in_progress = self.in_progress.clone();
@@ -1056,47 +1086,6 @@ impl Snapshotter {
     }
 }
 
-/// Batch sizes and timings of the group-commit loop, logged at debug level
-/// once a second.
-struct GroupCommitStats {
-    since: Instant,
-    batches: u64,
-    records: u64,
-    sync_us: u64,
-    cycle_us: u64,
-}
-
-impl GroupCommitStats {
-    fn new() -> GroupCommitStats {
-        GroupCommitStats {
-            since: Instant::now(),
-            batches: 0,
-            records: 0,
-            sync_us: 0,
-            cycle_us: 0,
-        }
-    }
-
-    fn record(&mut self, records: usize, sync_us: u64, cycle_us: u64) {
-        self.batches += 1;
-        self.records += records as u64;
-        self.sync_us += sync_us;
-        self.cycle_us += cycle_us;
-        if self.since.elapsed() >= Duration::from_secs(1) {
-            let n = self.batches.max(1);
-            debug!(
-                batches = self.batches,
-                records = self.records,
-                avg_batch = self.records / n,
-                avg_sync_us = self.sync_us / n,
-                avg_cycle_us = self.cycle_us / n,
-                "group commit"
-            );
-            *self = GroupCommitStats::new();
-        }
-    }
-}
-
 fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1111,6 +1100,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let log_dir = config.log_dir();
     std::fs::create_dir_all(&log_dir)?;
+    let ensemble = Ensemble::from_config(&config)?;
 
     let online = glommio::CpuSet::online()
         .map(|c| c.len())
@@ -1129,7 +1119,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let pconfig = engine::pipeline::PipelineConfig {
         tick_ms: config.tick_time_ms,
-        server_id: config.my_id.unwrap_or(0) as u8,
+        server_id: ensemble.me as u8,
         extended_types: config.extended_types,
         container_check_interval_ms: config.container_check_interval_ms,
     };
@@ -1137,7 +1127,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let snap_dir = config.snap_dir();
     std::fs::create_dir_all(&snap_dir)?;
     let extended_types = pconfig.extended_types;
-    let mut pipeline = Pipeline::new(pconfig, clock.now_ms());
+    // Recovery rebuilds the tree and the sessions through a pipeline, the
+    // way the log was written; the peer then starts from the result.
+    let mut pipeline = engine::pipeline::Pipeline::new(pconfig, clock.now_ms());
     if let Some((tree, sessions)) = crate::snap::load_newest(&snap_dir, extended_types) {
         pipeline.restore(tree, &sessions, clock.now_ms());
     }
@@ -1160,23 +1152,46 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let recovered = storage::recover(&log_dir)?;
     let mut count = 0;
-    for (zxid, payload) in recovered.records {
+    for (zxid, payload) in &recovered.records {
+        let zxid = *zxid;
         if zxid <= snapshot_zxid {
             continue;
         }
-        if zxid != pipeline.last_zxid() + 1 {
+        if pipeline.last_zxid() != 0 && !storage::format::zxid_follows(pipeline.last_zxid(), zxid) {
             anyhow::bail!(
                 "the log resumes at zxid {zxid:#x} but the state is at {:#x}: transactions are missing",
                 pipeline.last_zxid()
             );
         }
-        let txn = engine::txn::Txn::decode(Bytes::from(payload))
+        let txn = engine::txn::Txn::decode(Bytes::copy_from_slice(payload))
             .map_err(|e| anyhow::anyhow!("log record {zxid:#x} does not decode: {e}"))?;
         assert_eq!(txn.header.zxid, zxid, "record zxid matches its transaction");
         pipeline.recover(&txn, clock.now_ms());
         count += 1;
     }
     pipeline.finish_recovery(clock.now_ms());
+    let last_zxid = pipeline.last_zxid();
+    let (accepted_epoch, current_epoch) = crate::replica::read_epochs(&config.data_dir, last_zxid)?;
+    let durable = engine::zab::Durable {
+        tree: pipeline.committed_tree().clone(),
+        sessions: pipeline
+            .sessions()
+            .iter()
+            .map(|s| (s.id, s.timeout_ms))
+            .collect(),
+        snapshot_zxid,
+        records: crate::replica::history(
+            &recovered.records,
+            snapshot_zxid,
+            ensemble.zab.history_max,
+        ),
+        accepted_epoch,
+        current_epoch,
+    };
+    let sessions_recovered = durable.sessions.len();
+    drop(pipeline);
+    let wal_tail = recovered.tail;
+    drop(recovered.records);
     // Recovery built the tree through large temporary buffers; hand their
     // pages back to the OS instead of keeping them in the allocator.
     // SAFETY: mi_collect only walks the allocator's own free lists.
@@ -1190,9 +1205,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     info!(
         snapshot_zxid = format_args!("0x{snapshot_zxid:x}"),
         transactions_replayed = count,
-        zxid = format_args!("0x{:x}", pipeline.last_zxid()),
-        znodes = pipeline.committed_tree().node_count(),
-        sessions = pipeline.sessions().len(),
+        zxid = format_args!("0x{last_zxid:x}"),
+        znodes = durable.tree.node_count(),
+        sessions = sessions_recovered,
+        accepted_epoch,
+        current_epoch,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered from the log"
     );
@@ -1205,8 +1222,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if !config.force_sync {
         warn!("forceSync=no: writes are acknowledged WITHOUT fdatasync; a crash loses acknowledged writes. Use for benchmarks only.");
     }
-    let initial_tree = pipeline.committed_tree().clone();
-    let next_zxid = pipeline.last_zxid() + 1;
+    let initial_tree = durable.tree.clone();
+    let next_zxid = last_zxid + 1;
     let config = Arc::new(config);
     let committed_zxid = Arc::new(AtomicI64::new(initial_tree.last_zxid));
 
@@ -1218,29 +1235,26 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let (t, r) = shared_channel::new_bounded::<ToPipeline>(CROSS_CORE_CHANNEL_CAPACITY);
         to_pipeline_tx.push(Some(t));
         to_pipeline_rx.push(r);
-        let (t, r) =
-            shared_channel::new_bounded::<Arc<CommittedBatch>>(CROSS_CORE_CHANNEL_CAPACITY);
+        let (t, r) = shared_channel::new_bounded::<Published>(CROSS_CORE_CHANNEL_CAPACITY);
         to_shard_tx.push(t);
         to_shard_rx.push(Some(r));
     }
 
     let mut handles = Vec::new();
-    // Core 0: the pipeline, the log and a shard.
+    // Core 0: the ZAB peer, the log and a shard.
     {
         let config = config.clone();
         let tree = initial_tree.clone();
         let committed_zxid = committed_zxid.clone();
         let stats = stats.clone();
         let log_dir = log_dir.clone();
-        let log_dir_for_purge = log_dir.clone();
         let snap_dir = snap_dir.clone();
-        let wal_tail = recovered.tail;
         let h = LocalExecutorBuilder::new(Placement::Fixed(0))
             .name("corral-core-0")
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
                 let wal_config = storage::WalConfig {
-                    dir: log_dir,
+                    dir: log_dir.clone(),
                     segment_bytes: config.pre_alloc_bytes,
                     force_sync: config.force_sync,
                 };
@@ -1262,11 +1276,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         std::process::exit(1);
                     }
                 }
-                let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
-                let pcore = Rc::new(PipelineCore {
-                    pipeline: RefCell::new(pipeline),
-                    wake: wake_tx,
-                });
+                let (pcore, tasks) = match PeerCore::start(&ensemble, durable, clock, config.data_dir.clone()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        error!("cannot start replication: {e}");
+                        std::process::exit(1);
+                    }
+                };
                 let shard = new_shard(
                     0,
                     config.clone(),
@@ -1288,18 +1304,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 }
                 for rx in receivers {
                     let pcore = pcore.clone();
-                    let clock = clock;
                     glommio::spawn_local(async move {
                         while let Some(msg) = rx.recv().await {
                             match msg {
                                 ToPipeline::Submit(v) => pcore.submit_all(v),
-                                ToPipeline::Touch(v) => {
-                                    let now = clock.now_ms();
-                                    let mut p = pcore.pipeline.borrow_mut();
-                                    for s in v {
-                                        p.touch(s, now);
-                                    }
-                                }
+                                ToPipeline::Touch(v) => pcore.touch(v),
                             }
                         }
                     })
@@ -1317,14 +1326,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         metrics::SERVER.set_stopping();
                         info!("termination requested: no new connections, finishing in-flight requests");
                         let deadline = Instant::now() + Duration::from_secs(5);
-                        while pcore.pipeline.borrow().outstanding() > 0 && Instant::now() < deadline {
+                        while pcore.outstanding() > 0 && Instant::now() < deadline {
                             glommio::timer::sleep(Duration::from_millis(10)).await;
                         }
                         // Give the cores a moment to write the last replies.
                         glommio::timer::sleep(Duration::from_millis(100)).await;
-                        let left = pcore.pipeline.borrow().outstanding();
+                        let left = pcore.outstanding();
                         if left == 0 {
-                            info!(zxid = format_args!("0x{:x}", pcore.pipeline.borrow().last_zxid()), "stopped cleanly");
+                            info!(zxid = format_args!("0x{:x}", pcore.peer().last_logged()), "stopped cleanly");
                             std::process::exit(0);
                         }
                         warn!(outstanding = left, "stopping with requests still in flight (none of them was acknowledged)");
@@ -1332,55 +1341,43 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     })
                     .detach();
                 }
-                // Ticks: session expiry and container cleanup.
-                {
-                    let pcore = pcore.clone();
-                    glommio::spawn_local(async move {
-                        loop {
-                            glommio::timer::sleep(Duration::from_millis(50)).await;
-                            pcore.pipeline.borrow_mut().tick(clock.now_ms());
-                            if pcore.pipeline.borrow().outstanding() > 0 {
-                                let _ = pcore.wake.try_send(());
-                            }
-                        }
-                    })
-                    .detach();
+                glommio::spawn_local(pcore.clone().run_ticks()).detach();
+                if let Some(inbox) = tasks.inbox {
+                    glommio::spawn_local(pcore.clone().run_inbox(inbox)).detach();
                 }
+                glommio::spawn_local(pcore.clone().run_log(
+                    wal,
+                    tasks.log_wake,
+                    log_dir.clone(),
+                    snap_dir.clone(),
+                ))
+                .detach();
                 spawn_shard_tasks(shard.clone(), None).await;
-                // The group-commit loop.
-                let mut stats = GroupCommitStats::new();
-                let mut snapshots = Snapshotter::new(&config, snap_dir.clone(), log_dir_for_purge.clone());
-                while wake_rx.recv().await.is_some() {
-                    loop {
-                        let batch = pcore
-                            .pipeline
-                            .borrow_mut()
-                            .take_batch(engine::constants::BATCH_PROPOSALS_MAX, engine::constants::BATCH_BYTES_MAX);
-                        if batch.entries == 0 {
-                            break;
+                // The publisher: committed batches and serving changes to
+                // every core, in order. The peer's first outputs (a
+                // standalone server elects itself at once) are waiting.
+                let mut snapshots = Snapshotter::new(&config, snap_dir.clone(), log_dir.clone());
+                let publish_wake = tasks.publish_wake;
+                pcore.pump();
+                loop {
+                    while let Some(item) = pcore.next_published() {
+                        let item: Published = Arc::new(item);
+                        if let ToShard::Committed(batch) = &*item {
+                            committed_zxid.store(batch.tree.last_zxid, Ordering::Release);
+                            snapshots.after_commit(batch.entries.len() as u64, &batch.tree, || {
+                                pcore.peer().sessions()
+                            });
                         }
-                        let t_sync = Instant::now();
-                        if let Err(e) = wal.append(&batch.records).await {
-                            error!("log write failed; stopping (fail-stop, nothing unsynced was acknowledged): {e}");
-                            std::process::exit(3);
-                        }
-                        let sync_us = t_sync.elapsed().as_micros() as u64;
-                        metrics::SERVER.record_batch(
-                            batch.records.len(),
-                            batch.records.iter().map(|(_, r)| r.len()).sum(),
-                            sync_us,
-                        );
-                        let committed = Arc::new(pcore.pipeline.borrow_mut().persisted(batch.entries));
-                        committed_zxid.store(committed.tree.last_zxid, Ordering::Release);
-                        snapshots.after_commit(batch.records.len() as u64, &committed.tree, &pcore.pipeline.borrow());
                         for s in &senders {
-                            if s.send(committed.clone()).await.is_err() {
+                            if s.send(item.clone()).await.is_err() {
                                 error!("a core stopped; shutting down");
                                 std::process::exit(1);
                             }
                         }
-                        shard.on_committed(&committed);
-                        stats.record(batch.records.len(), sync_us, t_sync.elapsed().as_micros() as u64);
+                        shard.on_published(&item);
+                    }
+                    if publish_wake.recv().await.is_none() {
+                        break;
                     }
                 }
             })
@@ -1409,8 +1406,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     stats,
                 );
                 spawn_shard_tasks(shard.clone(), Some(tx)).await;
-                while let Some(batch) = rx.recv().await {
-                    shard.on_committed(&batch);
+                while let Some(item) = rx.recv().await {
+                    shard.on_published(&item);
                 }
             })
             .map_err(|e| anyhow::anyhow!("cannot start core {core}: {e}"))?;
@@ -1420,7 +1417,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         addr = %config.client_addr(),
         cores,
         data_dir = %config.data_dir.display(),
-        "corral serving"
+        "corral started"
     );
     for h in handles {
         h.join()
@@ -1460,6 +1457,7 @@ fn new_shard(
         next_conn: Cell::new(1),
         committed_zxid,
         stats,
+        serving: Cell::new(false),
     });
     FLUSH_RX.with(|f| *f.borrow_mut() = Some(flush_rx));
     shard
@@ -1512,13 +1510,7 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
                     continue;
                 }
                 match (&shard.link, &remote) {
-                    (PipelineLink::Local(p), _) => {
-                        let now = shard.clock.now_ms();
-                        let mut pl = p.pipeline.borrow_mut();
-                        for s in touched {
-                            pl.touch(s, now);
-                        }
-                    }
+                    (PipelineLink::Local(p), _) => p.touch(touched),
                     (PipelineLink::Remote, Some(tx)) => {
                         let _ = tx.send(ToPipeline::Touch(touched)).await;
                     }

@@ -212,8 +212,9 @@ pub fn dump(shard: &Shard) -> Dump {
             d.ephemerals.insert(s, paths);
         }
     }
-    shard.with_pipeline(|p| {
-        for s in p.sessions().iter() {
+    // Only the leader tracks expiry deadlines.
+    shard.with_peer(|peer| {
+        for s in peer.pipeline().iter().flat_map(|p| p.sessions().iter()) {
             d.expiry.entry(s.deadline_ms).or_default().push(s.id);
         }
     });
@@ -239,8 +240,8 @@ pub struct Figures {
 }
 
 pub fn pipeline_figures(shard: &Shard) -> Option<PipelineFigures> {
-    shard.with_pipeline(|p| PipelineFigures {
-        sessions: p.sessions().len() as u64,
+    shard.with_peer(|p| PipelineFigures {
+        sessions: p.session_count() as u64,
         outstanding: p.outstanding() as u64,
     })
 }

@@ -25,7 +25,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CRLEPOCH";
-const FILE: &str = "epochs";
+/// The file's name in the data directory.
+pub const FILE: &str = "epochs";
 const LEN: usize = 20;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

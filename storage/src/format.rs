@@ -30,6 +30,15 @@ pub const RECORD_HEADER_LEN: usize = 16;
 /// plus its header; this leaves room).
 pub const RECORD_PAYLOAD_MAX: usize = 128 * 1024 * 1024;
 
+/// Whether `zxid` may directly follow `previous` in a log: the next
+/// counter of the same epoch, or the first transaction of a later epoch
+/// (a zxid is `epoch << 32 | counter`, and each leader starts its epoch's
+/// counter at 1; epochs in which nothing was proposed leave no trace).
+pub fn zxid_follows(previous: i64, zxid: i64) -> bool {
+    let epoch = |z: i64| (z as u64) >> 32;
+    zxid == previous + 1 || (epoch(zxid) > epoch(previous) && zxid as u64 & 0xffff_ffff == 1)
+}
+
 pub fn segment_name(first_zxid: i64) -> String {
     format!("log.{:016x}", first_zxid as u64)
 }

@@ -74,7 +74,7 @@ pub fn parse_segment(bytes: &[u8], mut previous: Option<i64>) -> Parsed {
             RecordRead::Invalid(what) => break Stop::Invalid(what),
             RecordRead::Record { zxid, payload, len } => {
                 if let Some(p) = previous {
-                    if zxid != p + 1 {
+                    if !format::zxid_follows(p, zxid) {
                         break Stop::Gap { zxid, previous: p };
                     }
                 }
@@ -199,6 +199,60 @@ fn read(dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
     Ok(out)
 }
 
+/// Drops every record after `after` from the log in `dir` (ZAB's TRUNC: a
+/// follower holding transactions the new leader never committed). The
+/// segment holding the first dropped record is zeroed from that record on,
+/// later segments are deleted, and everything is synced before returning,
+/// so a crash leaves either the old log or the truncated one.
+pub fn truncate_after(dir: &Path, after: i64) -> Result<usize, RecoveryError> {
+    let io = |file: &Path| {
+        let file = file.to_path_buf();
+        move |source| RecoveryError::Io { dir: file, source }
+    };
+    let mut dropped = 0;
+    let mut cut = false;
+    for (_, file) in segments(dir)? {
+        if cut {
+            fs::remove_file(&file).map_err(io(&file))?;
+            continue;
+        }
+        let bytes = fs::read(&file).map_err(io(&file))?;
+        let mut off = HEADER_LEN;
+        while off < bytes.len() {
+            match format::read_record(&bytes[off..]) {
+                RecordRead::Record { zxid, len, .. } if zxid <= after => off += len,
+                RecordRead::Record { .. } => {
+                    cut = true;
+                    break;
+                }
+                RecordRead::End | RecordRead::Invalid(_) => break,
+            }
+        }
+        if !cut {
+            continue;
+        }
+        let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
+        let mut rest = off;
+        while let RecordRead::Record { len, .. } = format::read_record(&bytes[rest..]) {
+            dropped += 1;
+            rest += len;
+        }
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(off as u64))?;
+                f.write_all(&vec![0u8; end.saturating_sub(off)])?;
+                f.sync_data()
+            })
+            .map_err(io(&file))?;
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +320,46 @@ mod tests {
             matches!(e, RecoveryError::Record { offset: 4096, .. }),
             "{e}"
         );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_new_epoch_starts_its_counter_at_one() {
+        let d = tmp("epochs");
+        let e2 = 2i64 << 32;
+        write_segment(&d, 1, &[1, 2, e2 | 1, e2 | 2], 8192);
+        write_segment(&d, e2 | 3, &[e2 | 3, (5i64 << 32) | 1], 8192);
+        assert_eq!(recover(&d).unwrap().records.len(), 6);
+        let d2 = tmp("epochs-gap");
+        write_segment(&d2, 1, &[1, 2, e2 | 2], 8192);
+        assert!(matches!(
+            recover(&d2).unwrap_err(),
+            RecoveryError::Gap { .. }
+        ));
+        fs::remove_dir_all(&d).unwrap();
+        fs::remove_dir_all(&d2).unwrap();
+    }
+
+    #[test]
+    fn truncate_after_drops_later_records_and_segments() {
+        let d = tmp("trunc");
+        write_segment(&d, 1, &[1, 2, 3], 8192);
+        write_segment(&d, 4, &[4, 5], 8192);
+        write_segment(&d, 6, &[6], 8192);
+        assert_eq!(truncate_after(&d, 2).unwrap(), 1);
+        let r = recover(&d).unwrap();
+        assert_eq!(
+            r.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            r.truncated_bytes, 0,
+            "the cut leaves zeros, not a torn tail"
+        );
+        assert_eq!(segments(&d).unwrap().len(), 1);
+        // Nothing after: nothing changes.
+        assert_eq!(truncate_after(&d, 2).unwrap(), 0);
+        assert_eq!(recover(&d).unwrap().records.len(), 2);
         fs::remove_dir_all(&d).unwrap();
     }
 

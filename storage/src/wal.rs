@@ -283,17 +283,21 @@ impl Wal {
 
     /// Appends records (zxid, payload) durably: one write and one
     /// fdatasync. On error the log is failed for good.
-    pub async fn append(&mut self, records: &[(i64, Vec<u8>)]) -> Result<(), WalError> {
+    pub async fn append<P: AsRef<[u8]>>(&mut self, records: &[(i64, P)]) -> Result<(), WalError> {
         if self.failed {
             return Err(WalError::Failed);
         }
         if records.is_empty() {
             return Ok(());
         }
-        let mut bytes =
-            Vec::with_capacity(records.iter().map(|r| format::record_len(r.1.len())).sum());
+        let mut bytes = Vec::with_capacity(
+            records
+                .iter()
+                .map(|r| format::record_len(r.1.as_ref().len()))
+                .sum(),
+        );
         for (zxid, payload) in records {
-            format::encode_record(&mut bytes, *zxid, payload);
+            format::encode_record(&mut bytes, *zxid, payload.as_ref());
         }
         if self.spare.is_none() {
             self.spare = Some(start_spare(
@@ -321,6 +325,47 @@ impl Wal {
                 );
             }
             r
+        }
+        .await;
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Starts the log over after an installed snapshot (ZAB's SNAP): every
+    /// segment is deleted and a new one begins at `next_zxid`. The caller
+    /// made the snapshot durable first, so a crash at any point leaves the
+    /// snapshot plus either no log or the new one; never old records that
+    /// would not continue the snapshot.
+    pub async fn restart_at(&mut self, next_zxid: i64) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        let result = async {
+            let segments =
+                crate::recovery::segments(&self.config.dir).map_err(|e| WalError::Io {
+                    file: self.config.dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            for (_, file) in segments {
+                fs::remove_file(&file).map_err(io_err(&file))?;
+            }
+            sync_dir(&self.config.dir)?;
+            let len = self.segment_len_for(0);
+            let path = create_segment(&self.config.dir, next_zxid, len)?;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .dma_open(&path)
+                .await
+                .map_err(|e| glommio_err(&path, e))?;
+            let old = std::mem::replace(&mut self.file, file);
+            let _ = old.close().await;
+            self.segment_len = len;
+            self.path = path;
+            self.cursor = SegmentCursor::new(HEADER_LEN, Vec::new());
+            Ok(())
         }
         .await;
         if result.is_err() {

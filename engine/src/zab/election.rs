@@ -168,6 +168,10 @@ impl Election {
     /// of settled servers follow a leader that says it leads (joining an
     /// established ensemble).
     pub fn decide(&mut self, cfg: &ZabConfig, me: ServerId, now_ms: u64) -> Decision {
+        // Our own vote alone is a quorum when we are the only voter.
+        if self.agreed_since.is_none() && self.vote_agreed(cfg) {
+            self.agreed_since = Some(now_ms);
+        }
         if let Some(t) = self.agreed_since {
             if cfg.is_voter(me) && now_ms >= t + cfg.finalize_wait_ms && self.vote_agreed(cfg) {
                 // Following a leader that is not there yet is caught by the

@@ -382,41 +382,92 @@ impl Peer {
 
     /// A client request. False if this server is not serving (the shell
     /// answers connection loss).
-    pub fn submit(&mut self, mut submission: Submission, now_ms: u64) -> bool {
+    pub fn submit(&mut self, submission: Submission, now_ms: u64) -> bool {
+        self.submit_many([submission], now_ms) == 1
+    }
+
+    /// Client requests arrived together: one batch for the pipeline rather
+    /// than a round each. Returns how many were taken (all or none).
+    pub fn submit_many(
+        &mut self,
+        submissions: impl IntoIterator<Item = Submission>,
+        now_ms: u64,
+    ) -> usize {
         self.core.now = now_ms;
         if !self.core.serving || self.core.restarting {
-            return false;
+            return 0;
         }
+        let mut taken = 0;
         match &mut self.role {
             Role::Leading(l) => {
-                l.pipeline
-                    .as_mut()
-                    .expect("serving leader has a pipeline")
-                    .submit(submission, now_ms);
+                let p = l.pipeline.as_mut().expect("serving leader has a pipeline");
+                for submission in submissions {
+                    p.submit(submission, now_ms);
+                    taken += 1;
+                }
                 l.flush(&mut self.core);
             }
             Role::Following(f) => {
-                let (session, sync_path) = match &submission {
-                    Submission::Write { session, .. } | Submission::Reattach { session, .. } => {
-                        (*session, None)
-                    }
-                    Submission::Sync { session, path, .. } => (*session, Some(path.clone())),
-                    Submission::CreateSession { .. } => (0, None),
-                };
-                let forwarded = Forwarded {
-                    origin: *submission.origin_mut(),
-                    session,
-                    sync_path,
-                };
-                let id = self.core.next_request;
-                self.core.next_request += 1;
-                f.forwarded.insert(id, forwarded);
-                self.core
-                    .send(f.leader, Message::Request { id, submission });
+                for mut submission in submissions {
+                    let (session, sync_path) = match &submission {
+                        Submission::Write { session, .. }
+                        | Submission::Reattach { session, .. } => (*session, None),
+                        Submission::Sync { session, path, .. } => (*session, Some(path.clone())),
+                        Submission::CreateSession { .. } => (0, None),
+                    };
+                    let forwarded = Forwarded {
+                        origin: *submission.origin_mut(),
+                        session,
+                        sync_path,
+                    };
+                    let id = self.core.next_request;
+                    self.core.next_request += 1;
+                    f.forwarded.insert(id, forwarded);
+                    self.core
+                        .send(f.leader, Message::Request { id, submission });
+                    taken += 1;
+                }
             }
-            Role::Looking(_) => return false,
+            Role::Looking(_) => {}
         }
-        true
+        taken
+    }
+
+    /// Requests taken and not yet answered: in the leader's pipeline, or
+    /// forwarded to the leader.
+    pub fn outstanding(&self) -> usize {
+        match &self.role {
+            Role::Leading(l) => l.pipeline.as_ref().map_or(0, |p| p.outstanding()),
+            Role::Following(f) => f.forwarded.len(),
+            Role::Looking(_) => 0,
+        }
+    }
+
+    /// The leader's pipeline (which owns the session table and expiry).
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        match &self.role {
+            Role::Leading(l) => l.pipeline.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Sessions as of the last committed (or, outside broadcast, logged)
+    /// transaction, sorted by id: what a snapshot of `tree()` holds.
+    pub fn sessions(&self) -> Vec<(SessionId, i32)> {
+        self.core.sessions_vec()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.core.sessions.len()
+    }
+
+    /// The leader this server follows or is, once decided.
+    pub fn leader(&self) -> Option<ServerId> {
+        match &self.role {
+            Role::Leading(_) => Some(self.core.id),
+            Role::Following(f) => Some(f.leader),
+            Role::Looking(_) => None,
+        }
     }
 
     /// A client of this server is alive (a ping or any request).
@@ -1185,7 +1236,10 @@ impl Follower {
             }
             Message::UpToDate if self.phase == FollowerPhase::Syncing => {
                 self.phase = FollowerPhase::Broadcast;
-                self.apply_committed(core, Vec::new());
+                // Always publish here: the cores' view must become this
+                // tree even when the sync brought nothing new to apply
+                // (a SNAP replaced the tree without a committed batch).
+                self.apply_committed(core, Vec::new(), true);
                 core.set_serving(true);
             }
             Message::Propose { round, records } if !self.observer => {
@@ -1199,7 +1253,7 @@ impl Follower {
             Message::Commit { zxid, done } if self.phase != FollowerPhase::Connecting => {
                 self.commit_point = self.commit_point.max(zxid);
                 if self.phase == FollowerPhase::Broadcast {
-                    self.apply_committed(core, done);
+                    self.apply_committed(core, done, false);
                 }
             }
             Message::Inform {
@@ -1210,7 +1264,7 @@ impl Follower {
                 core.append(records);
                 self.commit_point = self.commit_point.max(zxid);
                 if self.phase == FollowerPhase::Broadcast {
-                    self.apply_committed(core, done);
+                    self.apply_committed(core, done, false);
                 }
             }
             Message::Ping { .. } => {
@@ -1244,7 +1298,7 @@ impl Follower {
 
     /// Applies what is committed and publishes it, with the outcomes of
     /// our own forwarded requests in the leader's order.
-    fn apply_committed(&mut self, core: &mut Core, done: Vec<Done>) {
+    fn apply_committed(&mut self, core: &mut Core, done: Vec<Done>, publish: bool) {
         let from = core.tree.last_zxid;
         let mut entries = Vec::new();
         for d in done {
@@ -1298,7 +1352,7 @@ impl Follower {
             });
         }
         apply_internal(core, self.commit_point, &mut entries);
-        if core.tree.last_zxid != from || !entries.is_empty() {
+        if publish || core.tree.last_zxid != from || !entries.is_empty() {
             core.out.push(Output::Committed(CommittedBatch {
                 entries,
                 tree: core.tree.clone(),

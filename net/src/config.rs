@@ -38,6 +38,7 @@ pub struct Config {
     pub cores: usize,
     pub init_limit: u32,
     pub sync_limit: u32,
+    pub commit_log_count: usize,
     /// ZooKeeper's snapCount: transactions between snapshots (each server
     /// uses a random point between half and all of it).
     pub snap_count: u64,
@@ -78,6 +79,7 @@ impl Default for Config {
             cores: 0,
             init_limit: 10,
             sync_limit: 5,
+            commit_log_count: engine::constants::HISTORY_TXNS_MAX,
             snap_count: 100_000,
             snap_retain_count: 3,
             admin_enable_server: true,
@@ -212,6 +214,10 @@ impl Config {
                     c.super_digest = Some(v.to_string());
                 }
                 "forceSync" => c.force_sync = boolean(k, v)?,
+                // ZooKeeper's zookeeper.commitLogCount (a system property
+                // there): transactions kept in memory to sync a follower
+                // with a DIFF; one further behind gets a SNAP.
+                "commitLogCount" | "zookeeper.commitLogCount" => c.commit_log_count = num(k, v)?,
                 "preAllocSize" => {
                     let kib: usize = num(k, v)?;
                     c.pre_alloc_bytes = kib * 1024;

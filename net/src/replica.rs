@@ -70,6 +70,14 @@ pub fn server_state() -> &'static str {
     }
 }
 
+/// What waits to be published, in order. Few are queued at a time, and
+/// a committed batch is moved, not copied, into the published one.
+#[allow(clippy::large_enum_variant)]
+enum Pending {
+    Committed(CommittedBatch),
+    Serving(bool),
+}
+
 /// One log operation, run in order by the log task.
 enum LogOp {
     Append(Vec<Record>),
@@ -142,6 +150,7 @@ impl Ensemble {
         zab.tick_ms = config.tick_time_ms;
         zab.init_limit = config.init_limit;
         zab.sync_limit = config.sync_limit;
+        zab.history_max = config.commit_log_count;
         zab.extended_types = config.extended_types;
         zab.container_check_interval_ms = config.container_check_interval_ms;
         if zab.voters.len() == 1 {
@@ -184,7 +193,7 @@ pub struct PeerCore {
     standalone: bool,
     log_ops: RefCell<VecDeque<LogOp>>,
     log_wake: LocalSender<()>,
-    publish: RefCell<VecDeque<ToShard>>,
+    publish: RefCell<VecDeque<Pending>>,
     publish_wake: LocalSender<()>,
 }
 
@@ -307,7 +316,7 @@ impl PeerCore {
                     std::process::exit(3);
                 }
             }
-            Output::Committed(batch) => self.publish(ToShard::Committed(Arc::new(batch))),
+            Output::Committed(batch) => self.publish(Pending::Committed(batch)),
             Output::Serving(serving) => {
                 let peer = self.peer.borrow();
                 let role = match peer.state() {
@@ -336,7 +345,7 @@ impl PeerCore {
                 }
                 drop(peer);
                 metrics::SERVER.set_serving(serving);
-                self.publish(ToShard::Serving(serving));
+                self.publish(Pending::Serving(serving));
             }
         }
     }
@@ -346,13 +355,30 @@ impl PeerCore {
         let _ = self.log_wake.try_send(());
     }
 
-    fn publish(&self, item: ToShard) {
+    fn publish(&self, item: Pending) {
         self.publish.borrow_mut().push_back(item);
         let _ = self.publish_wake.try_send(());
     }
 
+    /// The next thing to publish. Consecutive committed batches (rounds
+    /// that committed together, or while the cores were busy) go out as
+    /// one: one cross-core message and one view switch per core instead
+    /// of one per round.
     pub fn next_published(&self) -> Option<ToShard> {
-        self.publish.borrow_mut().pop_front()
+        let mut queue = self.publish.borrow_mut();
+        match queue.pop_front()? {
+            Pending::Serving(serving) => Some(ToShard::Serving(serving)),
+            Pending::Committed(mut batch) => {
+                while matches!(queue.front(), Some(Pending::Committed(_))) {
+                    let Some(Pending::Committed(next)) = queue.pop_front() else {
+                        unreachable!("checked above");
+                    };
+                    batch.entries.extend(next.entries);
+                    batch.tree = next.tree;
+                }
+                Some(ToShard::Committed(Arc::new(batch)))
+            }
+        }
     }
 
     /// The log task: runs the queued log operations in order. Appends

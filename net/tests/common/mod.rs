@@ -174,6 +174,8 @@ pub async fn client(server: &Server) -> zookeeper_client::Client {
 }
 
 /// Raw protocol frames, for tests that need exact bytes on the wire.
+pub mod ensemble;
+
 pub mod raw {
     use std::io::{Read, Write};
     use std::net::TcpStream;

@@ -1,0 +1,356 @@
+//! A corral ensemble of three real processes on 127.0.0.1, driven by a real
+//! ZooKeeper client library (the Rust `zookeeper-client` crate) and raw
+//! sessions: replication, leader failure (SIGKILL), a leader frozen longer
+//! than the session timeout (SIGSTOP), a minority that stops serving, a
+//! lagging follower synced by snapshot, and sessions owned by the leader.
+//! Partitions and the linearizability check run in the Python suite
+//! (net/tests/kazoo/ensemble).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::ensemble::Ensemble;
+use zookeeper_client as zk;
+
+static OPEN: &zk::CreateOptions<'static> =
+    &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+static EPHEMERAL: &zk::CreateOptions<'static> =
+    &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+
+async fn connect(addr: &str) -> zk::Client {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// Blocking harness calls (sleeps, waits on processes) off the runtime's
+/// async path.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// Retries an operation through connection loss while the ensemble elects
+/// a leader. A retried create that had been applied answers NodeExists.
+async fn create_retrying(c: &zk::Client, path: &str, data: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match c.create(path, data, OPEN).await {
+            Ok(_) => return,
+            Err(zk::Error::NodeExists) if attempts > 1 => return,
+            Err(zk::Error::ConnectionLoss | zk::Error::Timeout) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("create {path}: {e}"),
+        }
+    }
+}
+
+/// Every znode under / except /zookeeper with its data and Stat, read
+/// through `c` after a sync.
+async fn dump(c: &zk::Client) -> BTreeMap<String, (Vec<u8>, zk::Stat)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match try_dump(c).await {
+            Ok(d) => return d,
+            Err(zk::Error::ConnectionLoss | zk::Error::Timeout) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("dump: {e}"),
+        }
+    }
+}
+
+async fn try_dump(c: &zk::Client) -> Result<BTreeMap<String, (Vec<u8>, zk::Stat)>, zk::Error> {
+    c.sync("/").await?;
+    let mut out = BTreeMap::new();
+    let mut todo = vec!["/".to_string()];
+    while let Some(p) = todo.pop() {
+        for child in c.list_children(&p).await? {
+            let path = if p == "/" {
+                format!("/{child}")
+            } else {
+                format!("{p}/{child}")
+            };
+            if path == "/zookeeper" {
+                continue;
+            }
+            let (data, stat) = c.get_data(&path).await?;
+            out.insert(path.clone(), (data, stat));
+            todo.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// Every server's tree, each read through its own server, is the same.
+async fn assert_converged(e: &Ensemble, expect_at_least: usize) {
+    let mut dumps = Vec::new();
+    for m in &e.members {
+        let c = connect(&m.addr()).await;
+        dumps.push((m.id, dump(&c).await));
+    }
+    let (first_id, first) = &dumps[0];
+    assert!(
+        first.len() >= expect_at_least,
+        "server {first_id} has {} znodes, expected at least {expect_at_least}",
+        first.len()
+    );
+    for (id, d) in &dumps[1..] {
+        assert_eq!(d, first, "server {id} differs from server {first_id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_replicate_survive_a_killed_leader_and_reach_a_restarted_server() {
+    // Two cores per server: sessions on core 1 go through core 0's peer.
+    let mut e = blocking(|| Ensemble::start(3, "", &["--cores", "2"]));
+    let clients = [
+        connect(&e.members[0].addr()).await,
+        connect(&e.members[1].addr()).await,
+        connect(&e.members[2].addr()).await,
+    ];
+    for (i, c) in clients.iter().enumerate() {
+        c.create(&format!("/n{i}"), format!("from {i}").as_bytes(), OPEN)
+            .await
+            .unwrap();
+    }
+    // Read-your-writes across servers: after a sync, every server has
+    // every write, with the same Stat.
+    for c in &clients {
+        c.sync("/").await.unwrap();
+        for i in 0..3 {
+            let (data, _) = c.get_data(&format!("/n{i}")).await.unwrap();
+            assert_eq!(data, format!("from {i}").as_bytes());
+        }
+    }
+    assert_converged(&e, 3).await;
+
+    let leader = blocking(|| e.wait_leader());
+    let survivor = (leader + 1) % 3;
+    // A session with an ephemeral, on a server that survives: the session
+    // must live through the election.
+    let owner = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&e.members[survivor].addr())
+        .await
+        .unwrap();
+    owner.create("/owned", b"", EPHEMERAL).await.unwrap();
+
+    blocking(|| e.kill(leader));
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    blocking(|| e.wait_serving(&others));
+    let new_leader = blocking(|| e.wait_leader());
+    assert_ne!(new_leader, leader);
+    let c = connect(&e.members[survivor].addr()).await;
+    for i in 0..50 {
+        create_retrying(&c, &format!("/after-{i}"), b"x").await;
+    }
+    // The owner's session re-attached after the election: its ephemeral
+    // is still there, and the session still works.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match owner.check_stat("/owned").await {
+            Ok(Some(_)) => break,
+            Ok(None) => panic!("the ephemeral of a live session vanished in the failover"),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(err) => panic!("the session did not survive the failover: {err}"),
+        }
+    }
+
+    blocking(|| {
+        e.restart(leader);
+        e.wait_serving(&[0, 1, 2]);
+    });
+    assert_converged(&e, 3 + 1 + 50).await;
+    let log = e.members[leader].log();
+    assert!(
+        log.contains("\"follower\""),
+        "the old leader rejoins as a follower"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_minority_stops_serving_and_resumes_with_its_data() {
+    let mut e = blocking(|| Ensemble::start(3, "", &["--cores", "1"]));
+    let c = connect(&e.connect_string()).await;
+    for i in 0..20 {
+        c.create(&format!("/k{i}"), b"v", OPEN).await.unwrap();
+    }
+    let leader = blocking(|| e.wait_leader());
+    let alone = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    blocking(|| {
+        e.kill(leader);
+        e.kill(other);
+    });
+    // Alone, a server must not serve: no leader can be backed by a quorum.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let srvr = e.members[alone]
+            .four_letter_word("srvr")
+            .unwrap_or_default();
+        if srvr.contains("not currently serving") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a lone server still serves: {srvr}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = tokio::time::timeout(
+        Duration::from_secs(3),
+        zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(5))
+            .connect(&e.members[alone].addr()),
+    )
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "a server without a quorum accepted a session"
+    );
+    blocking(|| {
+        e.restart(other);
+        e.wait_serving(&[alone, other]);
+    });
+    let c = connect(&e.members[alone].addr()).await;
+    let d = dump(&c).await;
+    assert_eq!(
+        d.len(),
+        20,
+        "every acknowledged write survived: {:?}",
+        d.keys()
+    );
+    blocking(|| {
+        e.restart(leader);
+        e.wait_serving(&[0, 1, 2]);
+    });
+    assert_converged(&e, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_far_behind_is_synced_by_snapshot_and_restarts_from_it() {
+    // The leader keeps 20 transactions to DIFF from; further behind is SNAP.
+    let mut e = blocking(|| Ensemble::start(3, "commitLogCount=20", &["--cores", "1"]));
+    let leader = blocking(|| e.wait_leader());
+    let lagging = (leader + 1) % 3;
+    let writer = (leader + 2) % 3;
+    blocking(|| e.kill(lagging));
+    let c = connect(&e.members[writer].addr()).await;
+    for i in 0..200 {
+        c.create(&format!("/s{i}"), format!("{i}").as_bytes(), OPEN)
+            .await
+            .unwrap();
+    }
+    blocking(|| {
+        e.restart(lagging);
+        e.wait_serving(&[0, 1, 2]);
+    });
+    assert_converged(&e, 200).await;
+    assert!(
+        e.members[lagging]
+            .log()
+            .contains("installed the leader's snapshot"),
+        "a follower 200 transactions behind a 20-transaction history gets a SNAP"
+    );
+    // The installed snapshot and the log after it are what it restarts from.
+    for i in 200..230 {
+        c.create(&format!("/s{i}"), b"", OPEN).await.unwrap();
+    }
+    blocking(|| {
+        e.restart(lagging);
+        e.wait_serving(&[0, 1, 2]);
+    });
+    assert_converged(&e, 230).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_leader_is_replaced_and_rejoins_without_serving_stale_data() {
+    let mut e = blocking(|| Ensemble::start(3, "", &["--cores", "1"]));
+    let leader = blocking(|| e.wait_leader());
+    let c = connect(&e.connect_string()).await;
+    c.create("/before", b"1", OPEN).await.unwrap();
+    // Frozen for longer than syncLimit (1 s) and than the session timeout
+    // of the client below: a long GC pause.
+    blocking(|| e.pause(leader));
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    blocking(|| e.wait_serving(&others));
+    let writer = connect(&e.members[others[0]].addr()).await;
+    create_retrying(&writer, "/during", b"2").await;
+    writer.set_data("/before", b"changed", None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    blocking(|| e.resume(leader));
+    // Whatever the resumed server answers after a sync reflects every
+    // write completed before the sync: it never serves its frozen state.
+    let resumed = connect(&e.members[leader].addr()).await;
+    let d = dump(&resumed).await;
+    assert_eq!(d["/before"].0, b"changed");
+    assert!(d.contains_key("/during"));
+    blocking(|| e.wait_serving(&[0, 1, 2]));
+    assert_ne!(
+        e.members[leader].mode().as_deref(),
+        Some("leader"),
+        "an epoch moved on while it was frozen; it cannot lead it"
+    );
+    assert_converged(&e, 2).await;
+}
+
+/// A session created through a follower with a raw connection, with an
+/// ephemeral; the client vanishes without closing. The leader expires the
+/// session and the ephemeral disappears on every server, with a watch
+/// event on another server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_expires_a_vanished_session_everywhere() {
+    let e = blocking(|| Ensemble::start(3, "", &["--cores", "1"]));
+    let leader = blocking(|| e.wait_leader());
+    let follower = (leader + 1) % 3;
+    let watcher_server = (leader + 2) % 3;
+    let mut s = TcpStream::connect(("127.0.0.1", e.members[follower].client_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&common::raw::connect_request(0, 1000, 0, &[0u8; 16]))
+        .unwrap();
+    let reply = common::raw::read_frame(&mut s);
+    let session = i64::from_be_bytes(reply[8..16].try_into().unwrap());
+    assert_ne!(session, 0, "session created through a follower");
+    // create /eph "" world:anyone:cdrwa EPHEMERAL
+    let mut body = Vec::new();
+    body.extend_from_slice(&1i32.to_be_bytes()); // xid
+    body.extend_from_slice(&1i32.to_be_bytes()); // create
+    common::raw::put_str(&mut body, b"/eph");
+    common::raw::put_str(&mut body, b"");
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&31i32.to_be_bytes());
+    common::raw::put_str(&mut body, b"world");
+    common::raw::put_str(&mut body, b"anyone");
+    body.extend_from_slice(&1i32.to_be_bytes()); // EPHEMERAL
+    s.write_all(&common::raw::frame(&body)).unwrap();
+    let created = common::raw::read_frame(&mut s);
+    assert_eq!(&created[..4], &1i32.to_be_bytes(), "reply to xid 1");
+    assert_eq!(&created[12..16], &0i32.to_be_bytes(), "create succeeded");
+
+    let w = connect(&e.members[watcher_server].addr()).await;
+    w.sync("/").await.unwrap();
+    let (stat, watch) = w.check_and_watch_stat("/eph").await.unwrap();
+    assert_eq!(stat.map(|s| s.ephemeral_owner), Some(session));
+    // Vanish: no closeSession, no more pings.
+    drop(s);
+    let event = tokio::time::timeout(Duration::from_secs(15), watch.changed())
+        .await
+        .expect("the ephemeral's deletion reaches a watcher on another server");
+    assert_eq!(event.event_type, zk::EventType::NodeDeleted);
+    for m in &e.members {
+        let c = connect(&m.addr()).await;
+        c.sync("/").await.unwrap();
+        assert_eq!(c.check_stat("/eph").await.unwrap(), None, "server {}", m.id);
+    }
+}

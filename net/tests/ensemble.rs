@@ -354,3 +354,37 @@ async fn the_leader_expires_a_vanished_session_everywhere() {
         assert_eq!(c.check_stat("/eph").await.unwrap(), None, "server {}", m.id);
     }
 }
+
+/// An observer receives every commit, serves reads, forwards writes and
+/// sessions, and does not vote: the ensemble keeps its quorum of voters.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_observer_serves_and_forwards_without_voting() {
+    let mut e = blocking(|| Ensemble::start_with_observers(3, 1, "", &["--cores", "1"]));
+    assert_eq!(e.members[3].mode().as_deref(), Some("observer"));
+    let o = connect(&e.members[3].addr()).await;
+    o.create("/via-observer", b"o", OPEN).await.unwrap();
+    let v = connect(&e.members[0].addr()).await;
+    v.create("/via-voter", b"v", OPEN).await.unwrap();
+    o.sync("/").await.unwrap();
+    assert_eq!(o.get_data("/via-voter").await.unwrap().0, b"v");
+    assert_converged(&e, 2).await;
+    // Two voters down: the observer does not make up a quorum.
+    let leader = blocking(|| e.wait_leader());
+    let other = (0..3).find(|&i| i != leader).unwrap();
+    blocking(|| {
+        e.kill(leader);
+        e.kill(other);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !e.members[3]
+        .four_letter_word("srvr")
+        .unwrap_or_default()
+        .contains("not currently serving")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "an observer served without a quorum of voters"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

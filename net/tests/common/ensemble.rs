@@ -87,6 +87,17 @@ impl Ensemble {
     /// `commitLogCount=20`), each run with `extra` arguments; returns once
     /// all of them serve.
     pub fn start(n: usize, cfg: &str, extra: &[&str]) -> Ensemble {
+        Ensemble::start_with_observers(n, 0, cfg, extra)
+    }
+
+    /// `voters` participants (ids 1..) and then `observers` observers.
+    pub fn start_with_observers(
+        voters: usize,
+        observers: usize,
+        cfg: &str,
+        extra: &[&str],
+    ) -> Ensemble {
+        let n = voters + observers;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -97,7 +108,10 @@ impl Ensemble {
         let servers: String = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+            .map(|(i, (_, q, e))| {
+                let role = if i < voters { "" } else { ":observer" };
+                format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1)
+            })
             .collect();
         let mut members = Vec::new();
         for (i, (client, _, _)) in ports.iter().enumerate() {
@@ -155,7 +169,7 @@ impl Ensemble {
                 which.iter().map(|&i| self.members[i].mode()).collect();
             let serving = modes
                 .iter()
-                .all(|m| matches!(m.as_deref(), Some("leader" | "follower")));
+                .all(|m| matches!(m.as_deref(), Some("leader" | "follower" | "observer")));
             if serving {
                 return;
             }

@@ -762,7 +762,9 @@ fn run_command(admin: &Admin, primary: &str) -> Option<Value> {
                 .collect();
             Some(Value::Object(m))
         }
-        "is_read_only" => object(json!({ "read_only": false })),
+        "is_read_only" => object(json!({
+            "read_only": crate::replica::server_state() == "read-only"
+        })),
         "last_snapshot" => {
             // As ZooKeeper: the zxid in hex (Long.toHexString, so -1 when
             // there is none is ffffffffffffffff) and seconds since the epoch.

@@ -39,6 +39,8 @@ pub struct Config {
     pub init_limit: u32,
     pub sync_limit: u32,
     pub commit_log_count: usize,
+    /// Serve read-only clients while there is no quorum.
+    pub read_only_mode: bool,
     /// ZooKeeper's snapCount: transactions between snapshots (each server
     /// uses a random point between half and all of it).
     pub snap_count: u64,
@@ -80,6 +82,7 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             commit_log_count: engine::constants::HISTORY_TXNS_MAX,
+            read_only_mode: false,
             snap_count: 100_000,
             snap_retain_count: 3,
             admin_enable_server: true,
@@ -218,6 +221,10 @@ impl Config {
                 // there): transactions kept in memory to sync a follower
                 // with a DIFF; one further behind gets a SNAP.
                 "commitLogCount" | "zookeeper.commitLogCount" => c.commit_log_count = num(k, v)?,
+                // ZooKeeper's readonlymode.enabled (a system property there).
+                "readonlymode.enabled" | "zookeeper.readonlymode.enabled" => {
+                    c.read_only_mode = boolean(k, v)?
+                }
                 "preAllocSize" => {
                     let kib: usize = num(k, v)?;
                     c.pre_alloc_bytes = kib * 1024;

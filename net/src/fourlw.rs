@@ -236,7 +236,11 @@ pub async fn run(shard: &Shard, word: &str) -> String {
             let _ = writeln!(out, "datadir_size: {}", d.datadir_size);
             let _ = writeln!(out, "logdir_size: {}", d.logdir_size);
         }
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if crate::replica::server_state() == "read-only" {
+            "ro"
+        } else {
+            "rw"
+        }),
         _ => out.push_str("Unknown command\n"),
     }
     out

@@ -48,6 +48,9 @@ pub enum ToShard {
     Committed(Arc<CommittedBatch>),
     /// Serving started or stopped; on stop every client connection closes.
     Serving(bool),
+    /// Still without a quorum after the read-only delay: accept read-only
+    /// clients (`readonlymode.enabled`) until serving starts again.
+    ReadOnly,
 }
 
 /// This server's role, readable from any core (four-letter words, admin).
@@ -57,6 +60,7 @@ const ROLE_FOLLOWING: u8 = 1;
 const ROLE_LEADING: u8 = 2;
 const ROLE_OBSERVING: u8 = 3;
 const ROLE_STANDALONE: u8 = 4;
+const ROLE_READ_ONLY: u8 = 5;
 
 /// ZooKeeper's name for this server's state (`srvr`'s Mode,
 /// `zk_server_state`): standalone, leader, follower, observer or looking.
@@ -66,6 +70,7 @@ pub fn server_state() -> &'static str {
         ROLE_LEADING => "leader",
         ROLE_OBSERVING => "observer",
         ROLE_STANDALONE => "standalone",
+        ROLE_READ_ONLY => "read-only",
         _ => "looking",
     }
 }
@@ -76,6 +81,7 @@ pub fn server_state() -> &'static str {
 enum Pending {
     Committed(CommittedBatch),
     Serving(bool),
+    ReadOnly,
 }
 
 /// One log operation, run in order by the log task.
@@ -97,6 +103,7 @@ pub struct Ensemble {
     /// Other servers' addresses; empty when standalone.
     pub peers: BTreeMap<ServerId, PeerAddrs>,
     pub standalone: bool,
+    pub read_only_after: Option<Duration>,
 }
 
 impl Ensemble {
@@ -162,11 +169,14 @@ impl Ensemble {
             // committed (memory stays the tree's).
             zab.history_max = 0;
         }
+        let read_only_after = (config.read_only_mode && !standalone)
+            .then(|| Duration::from_millis(config.tick_time_ms.max(2000)));
         Ok(Ensemble {
             me,
             zab,
             peers,
             standalone,
+            read_only_after,
         })
     }
 }
@@ -193,6 +203,12 @@ pub struct PeerCore {
     standalone: bool,
     log_ops: RefCell<VecDeque<LogOp>>,
     log_wake: LocalSender<()>,
+    /// `readonlymode.enabled`: how long without a quorum before read-only
+    /// clients are accepted (ZooKeeper: max(2 s, tickTime)).
+    read_only_after: Option<Duration>,
+    /// Since when the peer has not served; None while serving or once
+    /// read-only mode began.
+    not_serving_since: std::cell::Cell<Option<Instant>>,
     publish: RefCell<VecDeque<Pending>>,
     publish_wake: LocalSender<()>,
 }
@@ -229,6 +245,8 @@ impl PeerCore {
             standalone: ensemble.standalone,
             log_ops: RefCell::new(VecDeque::new()),
             log_wake: log_tx,
+            read_only_after: ensemble.read_only_after,
+            not_serving_since: std::cell::Cell::new(Some(Instant::now())),
             publish: RefCell::new(VecDeque::new()),
             publish_wake: pub_tx,
         });
@@ -270,6 +288,17 @@ impl PeerCore {
 
     pub fn tick(&self) {
         self.with_peer(|p, now| p.tick(now));
+        if let (Some(after), Some(since)) = (self.read_only_after, self.not_serving_since.get()) {
+            if since.elapsed() >= after {
+                self.not_serving_since.set(None);
+                ROLE.store(ROLE_READ_ONLY, Ordering::Relaxed);
+                warn!(
+                    "no quorum for {} ms: serving read-only clients (readonlymode.enabled)",
+                    after.as_millis()
+                );
+                self.publish(Pending::ReadOnly);
+            }
+        }
     }
 
     fn inbound(&self, msg: Inbound) {
@@ -328,6 +357,7 @@ impl PeerCore {
                     PeerState::Looking => ROLE_LOOKING,
                 };
                 ROLE.store(role, Ordering::Relaxed);
+                self.not_serving_since.set((!serving).then(Instant::now));
                 let (accepted, current) = peer.epochs();
                 if serving {
                     info!(
@@ -368,6 +398,7 @@ impl PeerCore {
         let mut queue = self.publish.borrow_mut();
         match queue.pop_front()? {
             Pending::Serving(serving) => Some(ToShard::Serving(serving)),
+            Pending::ReadOnly => Some(ToShard::ReadOnly),
             Pending::Committed(mut batch) => {
                 while matches!(queue.front(), Some(Pending::Committed(_))) {
                     let Some(Pending::Committed(next)) = queue.pop_front() else {

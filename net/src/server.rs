@@ -159,6 +159,8 @@ pub struct Conn {
     pub sent: Cell<u64>,
     pub last_zxid: Cell<i64>,
     pub established: Instant,
+    /// A session of read-only mode: local to this server, never logged.
+    read_only: Cell<bool>,
 }
 
 impl Conn {
@@ -234,6 +236,9 @@ pub struct Shard {
     /// Whether the server has a leader with a quorum; while not, client
     /// connections are closed after the four-letter-word check.
     serving: Cell<bool>,
+    /// Not serving, and read-only clients are welcome (`readonlymode`).
+    read_only: Cell<bool>,
+    next_local_session: Cell<u64>,
 }
 
 impl Shard {
@@ -283,6 +288,41 @@ impl Shard {
             Request::Ping => RequestKind::Ping,
             _ => RequestKind::Other,
         });
+        if conn.read_only.get() {
+            match &frame.request {
+                // A read-only session is local: closing it is answered here.
+                Request::Write(WriteOp::CloseSession) => {
+                    let zxid = self.state.borrow().view.last_zxid;
+                    conn.push_out(|o| {
+                        proto::encode_reply(
+                            o,
+                            xid,
+                            zxid,
+                            &Ok(engine::op::Response::Empty),
+                            usize::MAX,
+                        )
+                    });
+                    conn.close();
+                    return;
+                }
+                // As ZooKeeper's ReadOnlyRequestProcessor: every state
+                // change, and sync, is answered NotReadOnly, in order.
+                Request::Write(_)
+                | Request::Sync(_)
+                | Request::Reconfig
+                | Request::Malformed { write: true, .. } => {
+                    self.enqueue(
+                        conn,
+                        Queued::Error {
+                            xid,
+                            code: ErrorCode::NotReadOnly,
+                        },
+                    );
+                    return;
+                }
+                _ => {}
+            }
+        }
         match frame.request {
             Request::Ping => self.enqueue(conn, Queued::Ping),
             Request::Read(op) => self.enqueue(conn, Queued::Read { xid, op }),
@@ -645,11 +685,50 @@ impl Shard {
         match item {
             ToShard::Committed(batch) => self.on_committed(batch),
             ToShard::Serving(serving) => self.set_serving(*serving),
+            ToShard::ReadOnly => {
+                self.read_only.set(true);
+                info!(core = self.core, "accepting read-only clients");
+            }
         }
     }
 
+    /// A session of read-only mode: created here, never logged, gone with
+    /// its connection (ZooKeeper's read-only server keeps such sessions
+    /// local too; a client re-attaches elsewhere with a new session).
+    fn open_read_only_session(&self, conn: &Rc<Conn>, requested_timeout_ms: i32) {
+        let (min, max) = self.config.session_timeout_bounds();
+        let timeout = requested_timeout_ms.clamp(min, max);
+        let n = self.next_local_session.get() + 1;
+        self.next_local_session.set(n);
+        // Server id in the top byte as every session id; then the clock and
+        // the core, so ids differ across restarts and cores.
+        let me = self.config.my_id.unwrap_or(0) & 0xff;
+        let id = ((me << 56)
+            | ((self.clock.now_ms() & 0xff_ffff_ffff) << 16)
+            | ((self.core as u64 & 0xf) << 12)
+            | (n & 0xfff)) as SessionId;
+        conn.session.set(id);
+        conn.timeout_ms.set(timeout);
+        conn.read_only.set(true);
+        self.state.borrow_mut().session_conn.insert(id, conn.id);
+        info!(
+            session = format_args!("0x{id:x}"),
+            peer = %conn.peer,
+            timeout_ms = timeout,
+            "read-only session established"
+        );
+        let password = engine::session::password(id);
+        conn.push_out(|o| proto::encode_connect_response(o, timeout, id, &password, true));
+    }
+
     fn set_serving(&self, serving: bool) {
-        if self.serving.replace(serving) == serving || serving {
+        let was_read_only = self.read_only.replace(false);
+        let changed = self.serving.replace(serving) != serving;
+        // Leaving read-only mode ends its sessions too, as ZooKeeper's
+        // read-only server closes every connection when it shuts down.
+        let stopped = changed && !serving;
+        let left_read_only = serving && was_read_only;
+        if !stopped && !left_read_only {
             return;
         }
         // As a ZooKeeper server that lost its leader: every client sees
@@ -662,11 +741,12 @@ impl Shard {
             st.conns.values().cloned().collect()
         };
         if !conns.is_empty() {
-            info!(
-                core = self.core,
-                connections = conns.len(),
+            let why = if stopped {
                 "not serving: closing client connections"
-            );
+            } else {
+                "a leader is back: closing the read-only sessions"
+            };
+            info!(core = self.core, connections = conns.len(), "{why}");
         }
         for c in conns {
             c.close();
@@ -876,6 +956,7 @@ async fn serve_conn(shard: Rc<Shard>, stream: TcpStream) {
         sent: Cell::new(0),
         last_zxid: Cell::new(0),
         established: Instant::now(),
+        read_only: Cell::new(false),
     });
     shard.state.borrow_mut().conns.insert(id, conn.clone());
     shard.publish_stats();
@@ -930,8 +1011,31 @@ async fn read_loop(
         }
     };
     if !shard.serving.get() {
-        return Err("not serving clients: no leader with a quorum".into());
+        if !shard.read_only.get() {
+            return Err("not serving clients: no leader with a quorum".into());
+        }
+        // As ZooKeeper's read-only server: only clients that allow it, and
+        // only new sessions (a global session cannot be renewed here).
+        if !connect.read_only {
+            return Err("not a read-only client, and in read-only mode".into());
+        }
+        if connect.session_id != 0 {
+            return Err("refusing a session re-attach in read-only mode".into());
+        }
+        shard.open_read_only_session(conn, connect.timeout_ms);
+    } else if !open_session(shard, conn, &connect, hs_rx).await? {
+        return Ok(());
     }
+    request_loop(shard, conn, r, input).await
+}
+
+/// Asks core 0 for a new session or a re-attach and waits for the answer.
+async fn open_session(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    connect: &engine::op::ConnectRequest,
+    hs_rx: LocalReceiver<bool>,
+) -> Result<bool, String> {
     let view_zxid = shard.state.borrow().view.last_zxid;
     if connect.last_zxid_seen > view_zxid {
         return Err(format!(
@@ -954,9 +1058,17 @@ async fn read_loop(
             password: connect.password.to_vec(),
         });
     }
-    if hs_rx.recv().await != Some(true) {
-        return Ok(());
-    }
+    Ok(hs_rx.recv().await == Some(true))
+}
+
+/// Reads and handles the requests of an established session.
+async fn request_loop(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    r: &mut futures_lite::io::ReadHalf<TcpStream>,
+    mut input: Input,
+) -> Result<(), String> {
+    let max = shard.config.jute_max_buffer;
     loop {
         // Parse every whole frame we have.
         loop {
@@ -1458,6 +1570,8 @@ fn new_shard(
         committed_zxid,
         stats,
         serving: Cell::new(false),
+        read_only: Cell::new(false),
+        next_local_session: Cell::new(0),
     });
     FLUSH_RX.with(|f| *f.borrow_mut() = Some(flush_rx));
     shard

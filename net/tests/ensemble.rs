@@ -388,3 +388,80 @@ async fn an_observer_serves_and_forwards_without_voting() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `readonlymode.enabled`: a server cut off from its quorum serves clients
+/// that allow read-only sessions, answers their writes NotReadOnly, refuses
+/// other clients, and ends its read-only sessions once a leader is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_quorum_read_only_clients_can_still_read() {
+    let mut e = blocking(|| Ensemble::start(3, "readonlymode.enabled=true", &["--cores", "1"]));
+    let c = connect(&e.connect_string()).await;
+    c.create("/kept", b"before", OPEN).await.unwrap();
+    let leader = blocking(|| e.wait_leader());
+    let alone = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    // The survivor must have the write before its peers go away.
+    connect(&e.members[alone].addr())
+        .await
+        .sync("/")
+        .await
+        .unwrap();
+    blocking(|| {
+        e.kill(leader);
+        e.kill(other);
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while e.members[alone].mode().as_deref() != Some("read-only") {
+        assert!(
+            Instant::now() < deadline,
+            "no read-only mode: {:?}",
+            e.members[alone].mode()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        e.members[alone].four_letter_word("isro").as_deref(),
+        Some("ro")
+    );
+    let ro = zk::Client::connector()
+        .with_readonly(true)
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&e.members[alone].addr())
+        .await
+        .expect("a read-only client connects");
+    assert_eq!(ro.get_data("/kept").await.unwrap().0, b"before");
+    assert_eq!(
+        ro.create("/new", b"", OPEN).await.unwrap_err(),
+        zk::Error::NotReadOnly
+    );
+    assert_eq!(
+        ro.set_data("/kept", b"x", None).await.unwrap_err(),
+        zk::Error::NotReadOnly
+    );
+    assert_eq!(
+        ro.get_data("/kept").await.unwrap().0,
+        b"before",
+        "still served after refusals"
+    );
+    let rw = tokio::time::timeout(
+        Duration::from_secs(3),
+        zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(5))
+            .connect(&e.members[alone].addr()),
+    )
+    .await;
+    assert!(
+        !matches!(rw, Ok(Ok(_))),
+        "a client that does not allow read-only got a session"
+    );
+    blocking(|| {
+        e.restart(other);
+        e.wait_serving(&[alone, other]);
+    });
+    assert_eq!(
+        e.members[alone].four_letter_word("isro").as_deref(),
+        Some("rw")
+    );
+    let c = connect(&e.members[alone].addr()).await;
+    c.create("/after", b"", OPEN).await.unwrap();
+}

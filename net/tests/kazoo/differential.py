@@ -450,9 +450,9 @@ def run_seed(zk_hosts, corral_hosts, seed, ops, verbose=False, base=None):
             s.close()
 
 
-def start_pair():
+def start_pair(corral_cls=CorralServer):
     zk = ZooKeeperServer(jvm_args=[f"-Dznode.container.checkIntervalMs={NO_REAP_MS}"])
-    co = CorralServer()
+    co = corral_cls()
     co.extra_args = [a for a in co.extra_args]
     if "--container-check-interval" in co.extra_args:
         i = co.extra_args.index("--container-check-interval")

@@ -87,6 +87,8 @@ class BaseServer:
     kind = "?"
     # What the server is expected to support; tests consult these.
     ttl = True
+    # What `srvr` says in its Mode line.
+    mode = "standalone"
 
     def __init__(self):
         self.port = None
@@ -256,7 +258,93 @@ class CorralServer(BaseServer):
                                      stdin=subprocess.DEVNULL)
 
 
-SERVERS = {"corral": CorralServer, "zookeeper": ZooKeeperServer}
+class CorralEnsembleServer(CorralServer):
+    """Three corral processes forming an ensemble; clients are pointed at a
+    follower, so every write, sync and session goes through forwarding to
+    the leader and back, and every read and watch is served by a follower.
+    The same flags as CorralServer (CORRAL_EXTRA) on each member."""
+
+    kind = "corral-ensemble"
+    mode = "follower"
+    SIZE = 3
+
+    def __init__(self, extra_args=None, extended_types=True):
+        super().__init__(extra_args, extended_types)
+        self.members = []
+
+    def start(self, timeout=60.0, attempts=1):
+        self.dir = tempfile.mkdtemp(prefix="corral-pytest-ensemble-")
+        ports = [(free_port(), free_port(), free_port()) for _ in range(self.SIZE)]
+        lines = "".join(f"server.{i + 1}=127.0.0.1:{q}:{e}\n" for i, (_, q, e) in enumerate(ports))
+        self.members = []
+        for i, (client, _, _) in enumerate(ports):
+            d = os.path.join(self.dir, f"s{i + 1}")
+            os.makedirs(d)
+            with open(os.path.join(d, "myid"), "w") as f:
+                f.write(f"{i + 1}\n")
+            cfg = os.path.join(d, "zoo.cfg")
+            with open(cfg, "w") as f:
+                f.write(f"tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={d}\n"
+                        f"clientPort={client}\nclientPortAddress=127.0.0.1\n{lines}")
+            log = open(os.path.join(d, "server.log"), "w")
+            cmd = [self.bin, "server", "--zoo-cfg", cfg, "--cores", "1", "--no-admin-server", *self.extra_args]
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.members.append({"port": client, "proc": proc, "log": log,
+                                 "log_path": os.path.join(d, "server.log")})
+        deadline = time.time() + timeout
+        while True:
+            modes = [self._mode(m["port"]) for m in self.members]
+            if all(m in ("leader", "follower") for m in modes):
+                break
+            for m in self.members:
+                if m["proc"].poll() is not None:
+                    raise RuntimeError(f"an ensemble member exited:\n{self._read(m['log_path'])}")
+            if time.time() > deadline:
+                raise RuntimeError(f"the ensemble did not form: {modes}\n{self.log()}")
+            time.sleep(0.1)
+        follower = next(m for m, mode in zip(self.members, modes) if mode == "follower")
+        self.port = follower["port"]
+        self.log_path = follower["log_path"]
+        return self
+
+    @staticmethod
+    def _mode(port):
+        try:
+            out = four_letter_word(port, "srvr", timeout=1.0)
+        except OSError:
+            return None
+        for line in out.splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: "):]
+        return None
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()[-6000:]
+        except OSError:
+            return ""
+
+    def log(self, tail=6000):
+        return "\n".join(self._read(m["log_path"])[-tail:] for m in self.members)
+
+    def stop(self):
+        for m in self.members:
+            if m["proc"].poll() is None:
+                m["proc"].kill()
+            try:
+                m["proc"].wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            m["log"].close()
+        self.members = []
+        if self.dir and not os.environ.get("KEEP_SERVER_DIRS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+SERVERS = {"corral": CorralServer, "zookeeper": ZooKeeperServer,
+           "corral-ensemble": CorralEnsembleServer}
 
 
 def target():

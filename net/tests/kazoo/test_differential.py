@@ -7,7 +7,7 @@ ZooKeeper's behaviour, and this one always starts both servers anyway."""
 import pytest
 
 import differential
-from servers import CorralServer, ZooKeeperServer, target
+from servers import SERVERS, ZooKeeperServer, target
 
 SEEDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 42, 1234, 99991]
 OPS = 300
@@ -15,12 +15,14 @@ OPS = 300
 
 @pytest.fixture(scope="module")
 def pair():
-    if target() != "corral":
-        pytest.skip("the differential test compares corral with ZooKeeper; it runs with TARGET=corral")
-    for cls in (ZooKeeperServer, CorralServer):
+    if target() not in ("corral", "corral-ensemble"):
+        pytest.skip("the differential test compares corral with ZooKeeper; "
+                    "it runs with TARGET=corral or corral-ensemble")
+    corral_cls = SERVERS[target()]
+    for cls in (ZooKeeperServer, corral_cls):
         if not cls.available():
             pytest.skip(cls.unavailable_reason())
-    zk, corral = differential.start_pair()
+    zk, corral = differential.start_pair(corral_cls)
     yield zk, corral
     zk.stop()
     corral.stop()

@@ -805,10 +805,10 @@ def test_sync(zk, root):
 def test_four_letter_words(server):
     assert four_letter_word(server.port, "ruok") == "imok"
     srvr = four_letter_word(server.port, "srvr")
-    assert "Zookeeper version: " in srvr and "Mode: standalone" in srvr and "Node count: " in srvr
+    assert "Zookeeper version: " in srvr and f"Mode: {server.mode}" in srvr and "Node count: " in srvr
     mntr = four_letter_word(server.port, "mntr")
     kv = dict(line.split("\t", 1) for line in mntr.splitlines() if "\t" in line)
-    assert kv["zk_server_state"] == "standalone"
+    assert kv["zk_server_state"] == server.mode
     for key in ("zk_version", "zk_znode_count", "zk_num_alive_connections", "zk_ephemerals_count",
                 "zk_watch_count", "zk_avg_latency", "zk_outstanding_requests"):
         assert key in kv, key

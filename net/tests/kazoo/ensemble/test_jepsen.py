@@ -95,9 +95,9 @@ EXTRA_FAULTS = ("slow-network",)
 # JEPSEN_FAULTS=partition,slow-network runs only those.
 FAULTS_CHOSEN = tuple(f for f in os.environ.get("JEPSEN_FAULTS", ",".join(FAULTS)).split(",") if f)
 # JEPSEN_READS=get reads without the sync first. ZooKeeper promises no
-# linearizable reads then, and a partitioned follower serves stale data until
-# it notices it lost its leader: the way to see the checker catch a real
-# server's stale reads (the test then ends as xfail on ZooKeeper too).
+# linearizable reads then (a follower answers from its own, possibly lagging,
+# copy): the way to see the checker catch a real server's stale reads. Stale
+# reads then end the test as xfail on either server.
 READS = os.environ.get("JEPSEN_READS", "sync")
 READ_NAME = "sync+read" if READS == "sync" else "read (get without sync)"
 
@@ -526,17 +526,22 @@ def test_jepsen():
             pytest.skip(why)
     seed = seed_from_env()
     out = run(target, seed, SECONDS)
-    replay = (f"replay: TARGET={target} JEPSEN_SEED={seed} JEPSEN_SECONDS={SECONDS:g} "
-              "python3 -m pytest -q -s net/tests/kazoo/ensemble/test_jepsen.py")
+    settings = " ".join(f"{v}={os.environ[v]}" for v in
+                        ("JEPSEN_CLIENTS", "JEPSEN_KEYS", "JEPSEN_FAULTS", "JEPSEN_READS", "ENSEMBLE_TICK_MS")
+                        if os.environ.get(v))
+    replay = (f"replay: TARGET={target} JEPSEN_SEED={seed} JEPSEN_SECONDS={SECONDS:g} {settings} "
+              "python3 -m pytest -q -s net/tests/kazoo/ensemble/test_jepsen.py").replace("  ", " ")
     if out.failures:
         pytest.fail(f"seed {seed}: {len(out.failures)} violation(s):\n" + "\n".join(out.failures)
                     + f"\n{replay}", pytrace=False)
     if out.stale:
         msg = f"seed {seed}: {len(out.stale)} stale {READ_NAME}(s)"
+        if READS != "sync":
+            # Not a bug on either server: ZooKeeper promises no more than this.
+            pytest.xfail(f"{msg}: reads without sync are only sequentially consistent; {replay}")
         if target == "zookeeper":
-            why = ("sync is not a barrier across a leader change, ZOOKEEPER-1675" if READS == "sync"
-                   else "reads without sync are only sequentially consistent")
-            pytest.xfail(f"{msg}: a known Apache ZooKeeper anomaly ({why}); {replay}")
+            pytest.xfail(f"{msg}: a known Apache ZooKeeper anomaly (sync is not a barrier across "
+                         f"a leader change, ZOOKEEPER-1675); {replay}")
         examples = "\n".join(f"  {r.describe()}\n    after {e.describe()}" for r, e in out.stale[:10])
         pytest.fail(f"{msg} on {target}: reads must be linearizable\n{examples}\n{replay}", pytrace=False)
 
@@ -557,7 +562,8 @@ def main():
         print(f"VIOLATION: {f}")
     print(f"seed {seed}: {len(out.failures)} violation(s), {len(out.stale)} stale {READ_NAME}(s); "
           f"{out.stats['ops']} ops; faults {out.stats['faults']}")
-    sys.exit(1 if out.failures or (out.stale and args.target != "zookeeper") else 0)
+    stale_is_failure = READS == "sync" and args.target != "zookeeper"
+    sys.exit(1 if out.failures or (out.stale and stale_is_failure) else 0)
 
 
 if __name__ == "__main__":

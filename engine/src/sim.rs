@@ -914,7 +914,11 @@ impl Sim {
                 let pause = self.rng.between(200_000, 3_000_000);
                 self.note(|| format!("pause {id} for {} ms", pause / 1000));
                 self.report.pauses += 1;
-                self.paused_until.insert(id, self.now_us + pause);
+                // A second pause of a paused server extends it: ending it
+                // earlier would deliver what arrived during this one before
+                // what the first one deferred.
+                let until = self.paused_until.get(&id).copied().unwrap_or(0);
+                self.paused_until.insert(id, until.max(self.now_us + pause));
             }
             _ => {
                 // A slow period: nothing but the delays the network draws.

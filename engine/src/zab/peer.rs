@@ -998,11 +998,22 @@ impl Leader {
 
     /// Hands the pipeline's next batches to the log and the followers, up
     /// to the pipelining bound.
+    ///
+    /// A new round is cut only once our own log holds every earlier round:
+    /// what arrives while a log write is in flight waits in the pipeline
+    /// and becomes the next round, so one round is one group commit on the
+    /// leader (and one `Propose` per follower), however requests trickle
+    /// in. Rounds still waiting for followers' acks do not hold it back.
     fn flush(&mut self, core: &mut Core) {
         if !self.established {
             return;
         }
-        while self.rounds.len() < core.cfg.rounds_in_flight_max {
+        while self.rounds.len() < core.cfg.rounds_in_flight_max
+            && self
+                .rounds
+                .back()
+                .is_none_or(|r| core.durable >= r.last_zxid)
+        {
             let (records_max, bytes_max) = (core.cfg.batch_records_max, core.cfg.batch_bytes_max);
             let batch = self.pipeline().take_batch(records_max, bytes_max);
             if batch.entries == 0 {

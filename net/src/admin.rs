@@ -777,10 +777,49 @@ fn run_command(admin: &Admin, primary: &str) -> Option<Value> {
                 "timestamp": if ms < 0 { -1 } else { ms / 1000 },
             }))
         }
-        // A standalone ZooKeeper 3.8 answers exactly these (measured).
-        "leader" => object(json!({ "error": "server is not initialized" })),
+        // A standalone ZooKeeper 3.8 answers exactly these (measured); an
+        // ensemble member names its leader and the voting members.
+        "leader" => match crate::replica::leader_id() {
+            Some(id) if !admin.config.servers.is_empty() => {
+                let ip = admin
+                    .config
+                    .servers
+                    .iter()
+                    .find(|s| s.id == id)
+                    .map(|s| s.host.clone());
+                object(json!({
+                    "is_leader": crate::replica::server_state() == "leader",
+                    "leader_id": id,
+                    "leader_ip": ip,
+                }))
+            }
+            _ => object(json!({ "error": "server is not initialized" })),
+        },
         "observers" => object(json!({ "synced_observers": 0, "observers": [] })),
-        "voting_view" => object(json!({ "current_config": {} })),
+        "voting_view" => {
+            let view: Map<String, Value> = admin
+                .config
+                .servers
+                .iter()
+                .filter(|s| !s.observer)
+                .map(|s| {
+                    let client = s.client.clone().unwrap_or_default();
+                    let addr = format!(
+                        "{}:{}:{}:participant{}",
+                        s.host,
+                        s.quorum_port,
+                        s.election_port,
+                        if client.is_empty() {
+                            String::new()
+                        } else {
+                            format!(";{client}")
+                        }
+                    );
+                    (s.id.to_string(), json!([addr]))
+                })
+                .collect();
+            object(json!({ "current_config": view }))
+        }
         "zabstate" => object(json!({ "voting": false, "zabstate": "" })),
         "monitor" => monitor(admin),
         "server_stats" => server_stats(admin),

@@ -62,6 +62,17 @@ const ROLE_OBSERVING: u8 = 3;
 const ROLE_STANDALONE: u8 = 4;
 const ROLE_READ_ONLY: u8 = 5;
 
+/// The leader this server follows or is, plus one; 0 while there is none.
+static LEADER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current leader's id, while this server serves under one.
+pub fn leader_id() -> Option<ServerId> {
+    match LEADER.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(n - 1),
+    }
+}
+
 /// ZooKeeper's name for this server's state (`srvr`'s Mode,
 /// `zk_server_state`): standalone, leader, follower, observer or looking.
 pub fn server_state() -> &'static str {
@@ -357,6 +368,8 @@ impl PeerCore {
                     PeerState::Looking => ROLE_LOOKING,
                 };
                 ROLE.store(role, Ordering::Relaxed);
+                let leader = peer.leader().filter(|_| serving).map_or(0, |l| l + 1);
+                LEADER.store(leader, Ordering::Relaxed);
                 self.not_serving_since.set((!serving).then(Instant::now));
                 let (accepted, current) = peer.epochs();
                 if serving {

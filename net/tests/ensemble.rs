@@ -134,6 +134,19 @@ async fn writes_replicate_survive_a_killed_leader_and_reach_a_restarted_server()
     assert_converged(&e, 3).await;
 
     let leader = blocking(|| e.wait_leader());
+    // The admin server names the leader on every member, and the voters.
+    for (i, m) in e.members.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(&m.admin_command("leader")).unwrap();
+        assert_eq!(v["leader_id"], e.members[leader].id, "server {}: {v}", m.id);
+        assert_eq!(v["is_leader"], i == leader, "server {}: {v}", m.id);
+        let view: serde_json::Value =
+            serde_json::from_str(&m.admin_command("voting_view")).unwrap();
+        assert_eq!(
+            view["current_config"].as_object().unwrap().len(),
+            3,
+            "{view}"
+        );
+    }
     let survivor = (leader + 1) % 3;
     // A session with an ephemeral, on a server that survives: the session
     // must live through the election.

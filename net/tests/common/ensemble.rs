@@ -15,6 +15,7 @@ use super::free_port;
 pub struct Member {
     pub id: u64,
     pub client_port: u16,
+    pub admin_port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
     stopped: bool,
@@ -44,6 +45,22 @@ impl Member {
         srvr.lines()
             .find_map(|l| l.strip_prefix("Mode: "))
             .map(str::to_string)
+    }
+
+    /// GET /commands/<name> from the admin server, as JSON text.
+    pub fn admin_command(&self, name: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).expect("admin server");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /commands/{name} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -105,6 +122,7 @@ impl Ensemble {
         let ports: Vec<(u16, u16, u16)> = (0..n)
             .map(|_| (free_port(), free_port(), free_port()))
             .collect();
+        let admin_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let servers: String = ports
             .iter()
             .enumerate()
@@ -127,14 +145,17 @@ impl Ensemble {
             // looks for another.
             let zoo = format!(
                 "tickTime=200\ninitLimit=25\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.serverAddress=127.0.0.1\n\
+                 admin.serverPort={admin}\n\
                  preAllocSize=4096\n{servers}{cfg}\n",
-                dir.display()
+                dir.display(),
+                admin = admin_ports[i],
             );
             std::fs::write(dir.join("zoo.cfg"), zoo).unwrap();
             members.push(Member {
                 id,
                 client_port: *client,
+                admin_port: admin_ports[i],
                 dir,
                 child: None,
                 stopped: false,

@@ -116,6 +116,7 @@ class Ensemble:
         self.members = {}
         self.isolated = set()
         self.events = []  # (monotonic time, text): what was done to the ensemble
+        self.crashes = []  # (sid, exit code, log tail): exits nobody asked for
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -188,6 +189,7 @@ class Ensemble:
                 "-cp", classpath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", m.cfg_path]
 
     def spawn(self, sid):
+        self.check_crashes()
         m = self.members[sid]
         assert not m.running(), f"server {sid} is already running"
         m.starts += 1
@@ -228,6 +230,24 @@ class Ensemble:
     def _event(self, text):
         self.events.append((time.monotonic(), text))
 
+    def check_crashes(self):
+        """Record every server that exited without being stopped; returns the new ones.
+
+        Every action calls it first, so a crash is not masked by a later
+        kill or restart of the same server. A crashed server counts as stopped
+        from then on (spawn() starts it again).
+        """
+        new = []
+        for sid, m in self.members.items():
+            if m.proc is not None and not m.stopped and m.proc.poll() is not None:
+                m.stopped = True
+                m.paused = False
+                crash = (sid, m.proc.returncode, m.log(4000))
+                self.crashes.append(crash)
+                self.events.append((time.monotonic(), f"s{sid} exited by itself (rc={m.proc.returncode})"))
+                new.append(crash)
+        return new
+
     @staticmethod
     def _signal(m, sig):
         try:
@@ -237,6 +257,7 @@ class Ensemble:
 
     def stop(self, sid, timeout=15.0):
         """Graceful stop: SIGTERM, then SIGKILL if it lingers."""
+        self.check_crashes()
         m = self.members[sid]
         if m.paused:
             self.resume(sid)
@@ -251,6 +272,7 @@ class Ensemble:
 
     def kill(self, sid):
         """kill -9."""
+        self.check_crashes()
         m = self.members[sid]
         m.proc.kill()
         m.proc.wait(timeout=10)
@@ -260,12 +282,14 @@ class Ensemble:
 
     def pause(self, sid):
         """SIGSTOP: the process is frozen, its sockets stay open."""
+        self.check_crashes()
         m = self.members[sid]
         self._signal(m, signal.SIGSTOP)
         m.paused = True
         self._event(f"SIGSTOP s{sid}")
 
     def resume(self, sid):
+        self.check_crashes()
         m = self.members[sid]
         self._signal(m, signal.SIGCONT)
         m.paused = False
@@ -280,18 +304,21 @@ class Ensemble:
 
     def partition(self, sid):
         """Isolate server sid: drop every link into or out of it, both directions."""
+        self.check_crashes()
         names = [n for n in self.proxy.links if sid in link_ends(n)]
         self.proxy.set_mode(names, "drop")
         self.isolated.add(sid)
         self._event(f"partition s{sid} from the others")
 
     def heal(self):
+        self.check_crashes()
         self.proxy.set_all("pass")
         self.isolated.clear()
         self._event("heal")
 
     def delay(self, delay_ms):
         """Add latency to every server-to-server link."""
+        self.check_crashes()
         self.proxy.set_all("delay", delay_ms)
         self._event(f"delay all links {delay_ms} ms")
 
@@ -323,9 +350,8 @@ class Ensemble:
         deadline = time.monotonic() + timeout
         modes = {}
         while time.monotonic() < deadline:
-            for m in self.members.values():
-                if m.proc is not None and m.proc.poll() is not None and not m.stopped:
-                    raise RuntimeError(f"server {m.sid} exited (rc={m.proc.returncode}):\n{m.log()}")
+            for sid, rc, log in self.check_crashes():
+                raise RuntimeError(f"server {sid} exited by itself (rc={rc}):\n{log}")
             want = sids if sids is not None else [
                 sid for sid, m in self.members.items()
                 if m.running() and not m.paused and sid not in self.isolated]

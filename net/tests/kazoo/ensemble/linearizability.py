@@ -27,7 +27,12 @@ sub-history is).
 
 An "info" op gets an infinite completion time, so its return event sorts
 after every real one; reaching it means every op with a known outcome is
-linearized, and the rest may simply never have happened.
+linearized, and the rest may simply never have happened. Such ops would
+make the plain search exponential (any subset of them may have landed at any
+point); since versions never go down, a branch is cut as soon as the state's
+version passes what some op still to be placed needs (`_Ceilings`), which
+leaves an indeterminate write only the version gaps the acknowledged ops
+leave. Tens of thousands of ops per key check in seconds.
 
 Besides the search, `stale_reads` finds reads that are wrong on direct
 evidence alone (a read saw version r after a write producing a later version

@@ -48,7 +48,7 @@ Run:
   python3 net/tests/kazoo/ensemble/test_jepsen.py --target corral --seconds 120 --seed 7
 Environment: TARGET, CORRAL_BIN, JEPSEN_SECONDS (30), JEPSEN_SEED (random,
 printed), JEPSEN_CLIENTS (6), JEPSEN_KEYS (4), JEPSEN_FAULTS (the four above,
-comma-separated; slow-network is also available), JEPSEN_READS (sync; get
+comma-separated; slow-network and kill-all are also available), JEPSEN_READS (sync; get
 skips the sync, to watch the checker catch stale reads), JEPSEN_HISTORY
 (write the history as JSON lines to this path), KEEP_SERVER_DIRS.
 """
@@ -90,8 +90,10 @@ OP_TIMEOUT_S = 5.0
 RECOVERY_S_MAX = 60.0
 INIT_VALUE = "init"
 FAULTS = ("kill-leader", "pause-leader", "partition", "restart-follower")
-# Not in the default cycle: every server-to-server link 50-250 ms slow for a while.
-EXTRA_FAULTS = ("slow-network",)
+# Not in the default cycle: every server-to-server link 50-250 ms slow for a
+# while; kill -9 all three servers at once and start them again (recovery of
+# a whole ensemble from its logs).
+EXTRA_FAULTS = ("slow-network", "kill-all")
 # JEPSEN_FAULTS=partition,slow-network runs only those.
 FAULTS_CHOSEN = tuple(f for f in os.environ.get("JEPSEN_FAULTS", ",".join(FAULTS)).split(",") if f)
 # JEPSEN_READS=get reads without the sync first. ZooKeeper promises no
@@ -296,6 +298,15 @@ class Nemesis(threading.Thread):
         time.sleep(held)
         self.ens.heal()
 
+    def kill_all(self):
+        self.say("kill -9 every server")
+        for sid in self.ens.members:
+            self.ens.kill(sid)
+        time.sleep(self.rng.uniform(0.5, 2.0))
+        self.say("start every server")
+        for sid in self.ens.members:
+            self.ens.spawn(sid)
+
     def restart_follower(self):
         leader = self.leader()
         follower = self.rng.choice([s for s in self.ens.members if s != leader])
@@ -402,8 +413,16 @@ class Outcome:
         print(text, flush=True)
 
 
+def ensemble_kind(target):
+    """The server kind for a TARGET: this test always runs an ensemble, so
+    TARGET=corral-ensemble (the rest of the suite's follower-of-three mode)
+    means the same as corral here."""
+    return "corral" if target.startswith("corral") else target
+
+
 def run(target, seed, seconds, clients=CLIENTS, keys=KEYS):
     """One whole run; returns an Outcome. Raises only on a broken harness."""
+    target = ensemble_kind(target)
     out = Outcome()
     out.log(f"jepsen: TARGET={target} JEPSEN_SEED={seed} JEPSEN_SECONDS={seconds} "
             f"clients={clients} keys={keys} faults={','.join(FAULTS_CHOSEN)} reads={READS}")
@@ -449,6 +468,9 @@ def run(target, seed, seconds, clients=CLIENTS, keys=KEYS):
             w.join(OP_TIMEOUT_S * 3 + 30)
             if w.error is not None:
                 raise w.error
+        ens.check_crashes()
+        for sid, rc, log in ens.crashes:
+            out.failures.append(f"server s{sid} exited by itself (rc={rc}); its log ends:\n{log}")
         if nemesis.error is not None:
             out.failures.append(f"the ensemble did not recover: {nemesis.error}")
         ens.wait_until_serving(RECOVERY_S_MAX, sids=sids)
@@ -517,7 +539,7 @@ def seed_from_env():
 
 
 def test_jepsen():
-    target = servers.target()
+    target = ensemble_kind(servers.target())
     if target == "zookeeper" and not servers.ZooKeeperServer.available():
         pytest.skip(servers.ZooKeeperServer.unavailable_reason())
     if target == "corral":
@@ -557,6 +579,7 @@ def main():
     ap.add_argument("--keys", type=int, default=KEYS)
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else seed_from_env()
+    args.target = ensemble_kind(args.target)
     out = run(args.target, seed, args.seconds, args.clients, args.keys)
     for f in out.failures:
         print(f"VIOLATION: {f}")

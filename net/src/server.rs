@@ -1209,9 +1209,13 @@ fn wall_ms() -> u64 {
 pub fn run(config: Config) -> anyhow::Result<()> {
     let clock = Clock::new();
     install_signal_handlers();
-    std::fs::create_dir_all(&config.data_dir)?;
+    let create = |dir: &std::path::Path| {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create the directory {}: {e}", dir.display()))
+    };
+    create(&config.data_dir)?;
     let log_dir = config.log_dir();
-    std::fs::create_dir_all(&log_dir)?;
+    create(&log_dir)?;
     let ensemble = Ensemble::from_config(&config)?;
 
     let online = glommio::CpuSet::online()
@@ -1237,7 +1241,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let snap_dir = config.snap_dir();
-    std::fs::create_dir_all(&snap_dir)?;
+    create(&snap_dir)?;
     let extended_types = pconfig.extended_types;
     // Recovery rebuilds the tree and the sessions through a pipeline, the
     // way the log was written; the peer then starts from the result.

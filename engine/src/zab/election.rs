@@ -139,6 +139,13 @@ impl Election {
                     self.received.insert(me, vote);
                     self.agreed_since = None;
                     changed = true;
+                } else if participant && vote < self.vote {
+                    // Tell it what we know: it may have missed our vote
+                    // (it was still following when we sent it, and a
+                    // following server answers with its old vote instead
+                    // of counting ours). Both sides then agree at once
+                    // rather than at the next resend.
+                    answer = true;
                 }
                 self.received.insert(from, vote);
             }

@@ -19,6 +19,10 @@ use crate::types::{SessionId, Zxid};
 /// the leader maps back to (learner, request id).
 const REMOTE_CORE: u16 = u16::MAX;
 
+/// How often a follower that has not heard from the leader it elected asks
+/// again (at most every tick).
+const FOLLOWER_INFO_RETRY_MS: u64 = 50;
+
 /// State every role shares.
 struct Core {
     id: ServerId,
@@ -528,7 +532,12 @@ impl Peer {
         }
         let next = match &mut self.role {
             Role::Looking(e) => {
-                if now_ms >= e.last_sent_ms + self.core.cfg.tick_ms {
+                // As ZooKeeper's notification timeout, which starts at its
+                // finalize wait: a lost vote costs a fraction of a second,
+                // not a tick.
+                let resend =
+                    (self.core.cfg.finalize_wait_ms * 2).clamp(50, self.core.cfg.tick_ms.max(50));
+                if now_ms >= e.last_sent_ms + resend {
                     e.last_sent_ms = now_ms;
                     broadcast_vote(&mut self.core, e);
                 }
@@ -1188,7 +1197,11 @@ impl Follower {
             return Next::Look;
         }
         // The leader may not have been leading yet when we first asked.
-        if self.phase == FollowerPhase::Connecting && core.now >= self.last_info_ms + tick {
+        // It usually is not when we decide first: the election gives the
+        // leader a finalize wait of its own. Asking again only every tick
+        // (2 s by default) made a failover take seconds (measured).
+        let retry = tick.min(FOLLOWER_INFO_RETRY_MS);
+        if self.phase == FollowerPhase::Connecting && core.now >= self.last_info_ms + retry {
             self.last_info_ms = core.now;
             self.send_info(core);
         }

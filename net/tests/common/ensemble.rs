@@ -10,8 +10,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
-
 pub struct Member {
     pub id: u64,
     pub client_port: u16,
@@ -119,10 +117,17 @@ impl Ensemble {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| (free_port(), free_port(), free_port()))
+        // Four ports per server, all distinct: held open together while
+        // chosen, so the kernel cannot hand one out twice.
+        let held: Vec<std::net::TcpListener> = (0..4 * n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
-        let admin_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let port = |i: usize| held[i].local_addr().unwrap().port();
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|i| (port(4 * i), port(4 * i + 1), port(4 * i + 2)))
+            .collect();
+        let admin_ports: Vec<u16> = (0..n).map(|i| port(4 * i + 3)).collect();
+        drop(held);
         let servers: String = ports
             .iter()
             .enumerate()

@@ -90,6 +90,31 @@ async fn try_dump(c: &zk::Client) -> Result<BTreeMap<String, (Vec<u8>, zk::Stat)
     Ok(out)
 }
 
+/// Waits until `m` says it does not serve (as ZooKeeper's `srvr` words it).
+async fn wait_not_serving(m: &common::ensemble::Member, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let srvr = m.four_letter_word("srvr").unwrap_or_default();
+        if srvr.contains("not currently serving") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{who} still serves: {srvr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client that does not allow read-only sessions gets none from `addr`.
+async fn assert_refuses_sessions(addr: &str, who: &str) {
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(3),
+        zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(5))
+            .connect(addr),
+    )
+    .await;
+    assert!(!matches!(attempt, Ok(Ok(_))), "{who} gave a session");
+}
+
 /// Every server's tree, each read through its own server, is the same.
 async fn assert_converged(e: &Ensemble, expect_at_least: usize) {
     let mut dumps = Vec::new();
@@ -207,31 +232,8 @@ async fn a_minority_stops_serving_and_resumes_with_its_data() {
         e.kill(other);
     });
     // Alone, a server must not serve: no leader can be backed by a quorum.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let srvr = e.members[alone]
-            .four_letter_word("srvr")
-            .unwrap_or_default();
-        if srvr.contains("not currently serving") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a lone server still serves: {srvr}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let refused = tokio::time::timeout(
-        Duration::from_secs(3),
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(5))
-            .connect(&e.members[alone].addr()),
-    )
-    .await;
-    assert!(
-        !matches!(refused, Ok(Ok(_))),
-        "a server without a quorum accepted a session"
-    );
+    wait_not_serving(&e.members[alone], "a lone server").await;
+    assert_refuses_sessions(&e.members[alone].addr(), "a server without a quorum").await;
     blocking(|| {
         e.restart(other);
         e.wait_serving(&[alone, other]);
@@ -388,18 +390,7 @@ async fn an_observer_serves_and_forwards_without_voting() {
         e.kill(leader);
         e.kill(other);
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !e.members[3]
-        .four_letter_word("srvr")
-        .unwrap_or_default()
-        .contains("not currently serving")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "an observer served without a quorum of voters"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_not_serving(&e.members[3], "an observer without a quorum of voters").await;
 }
 
 /// `readonlymode.enabled`: a server cut off from its quorum serves clients
@@ -456,17 +447,11 @@ async fn without_a_quorum_read_only_clients_can_still_read() {
         b"before",
         "still served after refusals"
     );
-    let rw = tokio::time::timeout(
-        Duration::from_secs(3),
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(5))
-            .connect(&e.members[alone].addr()),
+    assert_refuses_sessions(
+        &e.members[alone].addr(),
+        "a read-only server, to a read-write client",
     )
     .await;
-    assert!(
-        !matches!(rw, Ok(Ok(_))),
-        "a client that does not allow read-only got a session"
-    );
     blocking(|| {
         e.restart(other);
         e.wait_serving(&[alone, other]);

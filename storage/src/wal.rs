@@ -238,6 +238,16 @@ impl Wal {
             }
             _ => create_segment(&self.config.dir, first_zxid, len)?,
         };
+        self.switch_to(path).await?;
+        self.spare = Some(start_spare(
+            self.config.dir.clone(),
+            self.segment_len_for(0),
+        ));
+        Ok(())
+    }
+
+    /// Makes the empty segment at `path` the one appends go to.
+    async fn switch_to(&mut self, path: PathBuf) -> Result<(), WalError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -249,10 +259,6 @@ impl Wal {
         self.segment_len = fs::metadata(&path).map_err(io_err(&path))?.len() as usize;
         self.path = path;
         self.cursor = SegmentCursor::new(HEADER_LEN, Vec::new());
-        self.spare = Some(start_spare(
-            self.config.dir.clone(),
-            self.segment_len_for(0),
-        ));
         Ok(())
     }
 
@@ -352,20 +358,8 @@ impl Wal {
                 fs::remove_file(&file).map_err(io_err(&file))?;
             }
             sync_dir(&self.config.dir)?;
-            let len = self.segment_len_for(0);
-            let path = create_segment(&self.config.dir, next_zxid, len)?;
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .dma_open(&path)
-                .await
-                .map_err(|e| glommio_err(&path, e))?;
-            let old = std::mem::replace(&mut self.file, file);
-            let _ = old.close().await;
-            self.segment_len = len;
-            self.path = path;
-            self.cursor = SegmentCursor::new(HEADER_LEN, Vec::new());
-            Ok(())
+            let path = create_segment(&self.config.dir, next_zxid, self.segment_len_for(0))?;
+            self.switch_to(path).await
         }
         .await;
         if result.is_err() {

@@ -52,6 +52,8 @@ pub const CONN_OUT_BYTES_HIGH: usize = 4 * 1024 * 1024;
 /// Reply and event bytes buffered for a connection that does not read them
 /// before we close it.
 pub const CONN_OUT_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// How long a connect request waits for a leader before it is refused.
+pub const CONNECT_WAIT_FOR_LEADER: Duration = Duration::from_secs(1);
 /// Capacity of the cross-core channels (messages, each a batch).
 pub const CROSS_CORE_CHANNEL_CAPACITY: usize = 1024;
 /// glommio's registered I/O memory per executor: 3 rings x this x cores
@@ -1010,6 +1012,16 @@ async fn read_loop(
             }
         }
     };
+    // A server that is starting up or electing a leader (typically a few
+    // hundred milliseconds) holds a new session briefly rather than refusing
+    // it at once: the client is served instead of having to fail over.
+    let wait_until = Instant::now() + CONNECT_WAIT_FOR_LEADER;
+    while !shard.serving.get() && !shard.read_only.get() && Instant::now() < wait_until {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+        if conn.closing.get() {
+            return Ok(());
+        }
+    }
     if !shard.serving.get() {
         if !shard.read_only.get() {
             return Err("not serving clients: no leader with a quorum".into());

@@ -88,8 +88,16 @@ impl Server {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("corral exited early with {status}: {}", self.log());
             }
+            // ruok answers as soon as the port is open; srvr tells whether
+            // the server serves yet (as the Python suite waits).
             if let Some(answer) = self.four_letter_word("ruok") {
-                if answer == "imok" || answer.contains("not in the whitelist") {
+                if answer.contains("not in the whitelist") {
+                    return;
+                }
+                let serving = self
+                    .four_letter_word("srvr")
+                    .is_some_and(|s| !s.contains("not currently serving"));
+                if answer == "imok" && serving {
                     return;
                 }
             }

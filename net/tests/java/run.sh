@@ -4,6 +4,7 @@
 #
 #   net/tests/java/run.sh                    # against corral
 #   TARGET=zookeeper net/tests/java/run.sh   # against Apache ZooKeeper 3.8 (Debian's)
+#   TARGET=corral-ensemble net/tests/java/run.sh   # against a follower of 3 corral servers
 #
 # Environment:
 #   CORRAL_BIN   corral binary (default: <repo>/target/debug/corral; build it
@@ -26,6 +27,7 @@ JAVA_DIR=/usr/share/java
 WORK=$(mktemp -d /tmp/corral-java-tests.XXXXXX)
 SERVER_PID=""
 CHILD_PID=""
+ENSEMBLE_PIDS=()
 
 cleanup() {
     local rc=$?
@@ -42,6 +44,10 @@ cleanup() {
         kill -9 "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    for p in "${ENSEMBLE_PIDS[@]}"; do
+        kill -9 "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     if [[ ${KEEP_WORK:-0} == 1 ]]; then
         echo "java-clients: work dir kept at $WORK" >&2
     else
@@ -110,6 +116,43 @@ EOF
         --no-admin-server >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     ;;
+corral-ensemble)
+    # Three corral processes; the tests talk to a follower, so every write,
+    # sync and session goes through forwarding to the leader.
+    [[ -x $CORRAL_BIN ]] || die "corral binary $CORRAL_BIN not found; run \`cargo build -p net\` or set CORRAL_BIN"
+    SERVERS=""
+    declare -a MEMBER_PORT
+    for i in 1 2 3; do
+        MEMBER_PORT[$i]=$(java -cp "$WORK/classes" FreePort)
+        SERVERS+="server.$i=127.0.0.1:$(java -cp "$WORK/classes" FreePort):$(java -cp "$WORK/classes" FreePort)"$'\n'
+    done
+    for i in 1 2 3; do
+        mkdir -p "$WORK/s$i"
+        echo "$i" >"$WORK/s$i/myid"
+        printf 'tickTime=2000\ninitLimit=10\nsyncLimit=5\nclientPortAddress=127.0.0.1\nclientPort=%s\ndataDir=%s\n%s' \
+            "${MEMBER_PORT[$i]}" "$WORK/s$i" "$SERVERS" >"$WORK/s$i/zoo.cfg"
+        "$CORRAL_BIN" server --zoo-cfg "$WORK/s$i/zoo.cfg" --cores 1 \
+            --four-letter-words '*' --pre-alloc-size 4096 --container-check-interval "$CONTAINER_CHECK_MS" \
+            --no-admin-server >"$WORK/s$i/server.log" 2>&1 &
+        ENSEMBLE_PIDS+=($!)
+    done
+    mode() { { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null || true; } | sed -n 's/^Mode: //p'; }
+    for _ in $(seq 1 300); do
+        modes=""
+        for i in 1 2 3; do modes+="$(mode "${MEMBER_PORT[$i]}") "; done
+        [[ $modes == *leader* && $(grep -o follower <<<"$modes" | wc -l || true) == 2 ]] && break
+        sleep 0.1
+    done
+    for i in 1 2 3; do
+        if [[ $(mode "${MEMBER_PORT[$i]}") == follower ]]; then
+            PORT=${MEMBER_PORT[$i]}
+            SERVER_PID=${ENSEMBLE_PIDS[$((i - 1))]}
+            ln -sf "$WORK/s$i/server.log" "$WORK/server.log"
+            break
+        fi
+    done
+    CONNECT=127.0.0.1:$PORT
+    ;;
 zookeeper)
     cat >"$WORK/zoo.cfg" <<EOF
 tickTime=2000
@@ -125,7 +168,7 @@ EOF
     SERVER_PID=$!
     ;;
 *)
-    die "unknown TARGET=$TARGET (corral or zookeeper)"
+    die "unknown TARGET=$TARGET (corral, corral-ensemble or zookeeper)"
     ;;
 esac
 

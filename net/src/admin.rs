@@ -996,6 +996,9 @@ fn monitor(admin: &Admin) -> Option<Value> {
     ] {
         m.insert(k.into(), v);
     }
+    for (k, v) in crate::replica::leader_figures().into_iter().flatten() {
+        m.insert(k.into(), json!(v));
+    }
     let s = &metrics::SERVER;
     for (name, h, unit) in [
         ("fsynctime", s.log_sync_us.snapshot(), 1000.0),

@@ -160,6 +160,10 @@ pub async fn run(shard: &Shard, word: &str) -> String {
             for (k, v) in lines {
                 let _ = writeln!(out, "{k}\t{v}");
             }
+            // As ZooKeeper: only a leader reports its learners.
+            for (k, v) in crate::replica::leader_figures().into_iter().flatten() {
+                let _ = writeln!(out, "zk_{k}\t{v}");
+            }
         }
         "conf" => {
             let c = stats::conf(&shard.config);

@@ -73,6 +73,29 @@ pub fn leader_id() -> Option<ServerId> {
     }
 }
 
+/// The leader's learner figures, published by core 0 every tick for the
+/// four-letter words and the admin server on any core: learners, synced
+/// followers, synced observers, pending syncs. All 0 unless leading.
+static LEARNERS: [std::sync::atomic::AtomicUsize; 4] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+/// ZooKeeper's leader-only mntr lines, when this server leads.
+pub fn leader_figures() -> Option<[(&'static str, usize); 4]> {
+    (server_state() == "leader").then(|| {
+        let get = |i: usize| LEARNERS[i].load(Ordering::Relaxed);
+        [
+            ("learners", get(0)),
+            ("synced_followers", get(1)),
+            ("synced_observers", get(2)),
+            ("pending_syncs", get(3)),
+        ]
+    })
+}
+
 /// ZooKeeper's name for this server's state (`srvr`'s Mode,
 /// `zk_server_state`): standalone, leader, follower, observer or looking.
 pub fn server_state() -> &'static str {
@@ -299,6 +322,15 @@ impl PeerCore {
 
     pub fn tick(&self) {
         self.with_peer(|p, now| p.tick(now));
+        let c = self.peer.borrow().learner_counts().unwrap_or_default();
+        for (slot, v) in LEARNERS.iter().zip([
+            c.learners,
+            c.synced_followers,
+            c.synced_observers,
+            c.pending_syncs,
+        ]) {
+            slot.store(v, Ordering::Relaxed);
+        }
         if let (Some(after), Some(since)) = (self.read_only_after, self.not_serving_since.get()) {
             if since.elapsed() >= after {
                 self.not_serving_since.set(None);

@@ -172,6 +172,14 @@ async fn writes_replicate_survive_a_killed_leader_and_reach_a_restarted_server()
             "{view}"
         );
     }
+    // Only the leader reports its learners, as ZooKeeper's mntr.
+    let mntr = e.members[leader].four_letter_word("mntr").unwrap();
+    assert!(mntr.contains("zk_synced_followers\t2\n"), "{mntr}");
+    assert!(mntr.contains("zk_learners\t2\n"), "{mntr}");
+    let follower_mntr = e.members[(leader + 1) % 3]
+        .four_letter_word("mntr")
+        .unwrap();
+    assert!(!follower_mntr.contains("zk_learners"), "{follower_mntr}");
     let survivor = (leader + 1) % 3;
     // A session with an ephemeral, on a server that survives: the session
     // must live through the election.

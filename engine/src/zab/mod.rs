@@ -72,7 +72,7 @@ mod peer;
 use bytes::Bytes;
 
 pub use election::Vote;
-pub use peer::Peer;
+pub use peer::{LearnerCounts, Peer};
 
 use crate::pipeline::{CommittedBatch, Submission};
 use crate::tree::DataTree;

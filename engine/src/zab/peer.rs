@@ -272,6 +272,15 @@ pub struct Peer {
     role: Role,
 }
 
+/// What a leader knows of its learners.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LearnerCounts {
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub synced_observers: usize,
+    pub pending_syncs: usize,
+}
+
 impl Peer {
     /// A server starting from what its disk holds. It starts LOOKING.
     pub fn new(id: ServerId, cfg: ZabConfig, durable: Durable, now_ms: u64) -> Peer {
@@ -463,6 +472,26 @@ impl Peer {
 
     pub fn session_count(&self) -> usize {
         self.core.sessions.len()
+    }
+
+    /// The leader's view of its learners (ZooKeeper's `zk_learners`,
+    /// `zk_synced_followers`, `zk_synced_observers`, `zk_pending_syncs`);
+    /// None unless leading.
+    pub fn learner_counts(&self) -> Option<LearnerCounts> {
+        let Role::Leading(l) = &self.role else {
+            return None;
+        };
+        let mut c = LearnerCounts::default();
+        for learner in l.learners.values() {
+            c.learners += 1;
+            match learner.phase {
+                LearnerPhase::Active if learner.observer => c.synced_observers += 1,
+                LearnerPhase::Active => c.synced_followers += 1,
+                LearnerPhase::Syncing { .. } => c.pending_syncs += 1,
+                _ => {}
+            }
+        }
+        Some(c)
     }
 
     /// The leader this server follows or is, once decided.

@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use engine::pipeline::{CommittedBatch, Submission};
 use engine::tree::DataTree;
 use engine::types::SessionId;
@@ -630,15 +629,4 @@ impl GroupCommitStats {
             *self = GroupCommitStats::new();
         }
     }
-}
-
-/// The log's records after the snapshot, as the peer's history: the
-/// newest `max` of them.
-pub fn history(records: &[(i64, Vec<u8>)], after: i64, max: usize) -> Vec<Record> {
-    let fresh: Vec<&(i64, Vec<u8>)> = records.iter().filter(|(z, _)| *z > after).collect();
-    let skip = fresh.len().saturating_sub(max);
-    fresh[skip..]
-        .iter()
-        .map(|(z, r)| (*z, Bytes::copy_from_slice(r)))
-        .collect()
 }

@@ -1278,10 +1278,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             metrics::SERVER.set_last_snapshot(snapshot_zxid, m.len(), mtime_ms);
         }
     }
-    let recovered = storage::recover(&log_dir)?;
+    let storage::Recovered {
+        records,
+        tail: wal_tail,
+        truncated_bytes,
+    } = storage::recover(&log_dir)?;
+    // The newest records after the snapshot become the history the peer
+    // can sync others from; each payload is moved into one `Bytes` shared
+    // by the decoded transaction and the history.
+    let history_max = ensemble.zab.history_max;
+    let mut history: std::collections::VecDeque<engine::zab::Record> =
+        std::collections::VecDeque::new();
     let mut count = 0;
-    for (zxid, payload) in &recovered.records {
-        let zxid = *zxid;
+    for (zxid, payload) in records {
         if zxid <= snapshot_zxid {
             continue;
         }
@@ -1291,10 +1300,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 pipeline.last_zxid()
             );
         }
-        let txn = engine::txn::Txn::decode(Bytes::copy_from_slice(payload))
+        let payload = Bytes::from(payload);
+        let txn = engine::txn::Txn::decode(payload.clone())
             .map_err(|e| anyhow::anyhow!("log record {zxid:#x} does not decode: {e}"))?;
         assert_eq!(txn.header.zxid, zxid, "record zxid matches its transaction");
         pipeline.recover(&txn, clock.now_ms());
+        if history_max > 0 {
+            if history.len() == history_max {
+                history.pop_front();
+            }
+            history.push_back((zxid, payload));
+        }
         count += 1;
     }
     pipeline.finish_recovery(clock.now_ms());
@@ -1308,27 +1324,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .map(|s| (s.id, s.timeout_ms))
             .collect(),
         snapshot_zxid,
-        records: crate::replica::history(
-            &recovered.records,
-            snapshot_zxid,
-            ensemble.zab.history_max,
-        ),
+        records: history.into(),
         accepted_epoch,
         current_epoch,
     };
     let sessions_recovered = durable.sessions.len();
     drop(pipeline);
-    let wal_tail = recovered.tail;
-    drop(recovered.records);
     // Recovery built the tree through large temporary buffers; hand their
     // pages back to the OS instead of keeping them in the allocator.
     // SAFETY: mi_collect only walks the allocator's own free lists.
     unsafe { libmimalloc_sys::mi_collect(true) };
-    if recovered.truncated_bytes > 0 {
-        warn!(
-            bytes = recovered.truncated_bytes,
-            "cut a torn tail off the log"
-        );
+    if truncated_bytes > 0 {
+        warn!(bytes = truncated_bytes, "cut a torn tail off the log");
     }
     info!(
         snapshot_zxid = format_args!("0x{snapshot_zxid:x}"),

@@ -29,12 +29,7 @@ impl Member {
     }
 
     pub fn four_letter_word(&self, w: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.client_port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(w.as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
+        super::four_letter_word(self.client_port, w, Duration::from_secs(2))
     }
 
     /// "leader", "follower", "observer", or None while not serving.

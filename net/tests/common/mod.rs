@@ -18,6 +18,17 @@ pub struct Server {
     keep_dir: bool,
 }
 
+/// Sends a four-letter word to 127.0.0.1:`port` and reads the answer; None
+/// if the server cannot be reached or does not answer within `timeout`.
+pub fn four_letter_word(port: u16, w: &str, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(w.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -119,12 +130,7 @@ impl Server {
     }
 
     pub fn four_letter_word(&self, w: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(w.as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
+        four_letter_word(self.port, w, Duration::from_secs(5))
     }
 
     /// SIGKILL: nothing is flushed, nothing is closed cleanly.

@@ -111,8 +111,34 @@ fn is_valid(scheme: &str, id: &str) -> bool {
         "digest" => id.split(':').count() == 2,
         "ip" => parse_ip_acl(id).is_some(),
         "super" => true,
+        // ZooKeeper's X509AuthenticationProvider: an X.500 name such as
+        // `CN=app,O=example`, matched exactly (the server names TLS clients
+        // by their certificate's subject in this form).
+        "x509" => is_x500_name(id),
         _ => false,
     }
+}
+
+/// Whether every RDN of an RFC 2253 name (commas and plus signs escaped
+/// with a backslash inside values) has an `attribute=value` form.
+fn is_x500_name(id: &str) -> bool {
+    let mut rdn_has_eq = false;
+    let mut escaped = false;
+    for c in id.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '=' => rdn_has_eq = true,
+            ',' | '+' => {
+                if !rdn_has_eq {
+                    return false;
+                }
+                rdn_has_eq = false;
+            }
+            _ => {}
+        }
+    }
+    rdn_has_eq && !escaped
 }
 
 /// `ZooKeeperServer.checkACL`: Ok if some ACL entry grants `perm` to one of
@@ -269,5 +295,15 @@ mod tests {
             ),
             Err(ErrorCode::InvalidAcl)
         );
+    }
+
+    #[test]
+    fn x509_ids_are_x500_names() {
+        assert!(is_valid("x509", "CN=app-1,O=corral tests"));
+        assert!(is_valid("x509", "CN=app-1,O=Acme\\, Inc.,C=DE"));
+        assert!(is_valid("x509", "CN=a+UID=7"));
+        assert!(!is_valid("x509", ""));
+        assert!(!is_valid("x509", "app-1"));
+        assert!(!is_valid("x509", "CN=a,b"));
     }
 }

@@ -55,6 +55,17 @@ pub struct Config {
     pub admin_server_port: u16,
     /// admin.commandURL: where the commands live (default `/commands`).
     pub admin_command_url: String,
+    /// secureClientPort: client TLS (see `tls`). When it is set and
+    /// clientPort is not, there is no plaintext port (`client_port` 0).
+    pub secure_client_port: Option<u16>,
+    /// The `ssl.*` keys, checked when secureClientPort is set.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// enforce.auth.enabled / enforce.auth.schemes: a session must
+    /// authenticate with one of these schemes before anything but auth.
+    pub enforce_auth_schemes: Vec<String>,
+    /// Requests slower than this (receipt to reply) are logged with their
+    /// opcode, path and latency; 0 turns the log off.
+    pub slow_request_ms: u64,
 }
 
 impl Default for Config {
@@ -89,6 +100,10 @@ impl Default for Config {
             admin_server_address: "0.0.0.0".parse().expect("literal"),
             admin_server_port: 8080,
             admin_command_url: "/commands".to_string(),
+            secure_client_port: None,
+            tls: None,
+            enforce_auth_schemes: Vec::new(),
+            slow_request_ms: SLOW_REQUEST_MS_DEFAULT,
         }
     }
 }
@@ -133,6 +148,9 @@ fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Requests slower than this are logged (`slowRequestThresholdMs`).
+pub const SLOW_REQUEST_MS_DEFAULT: u64 = 1000;
+
 /// Keys of zoo.cfg that ZooKeeper knows and corral accepts without acting
 /// on them (they are listed in docs/OPERATIONS.md).
 const IGNORED_KEYS: &[&str] = &[
@@ -151,6 +169,15 @@ const IGNORED_KEYS: &[&str] = &[
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "skipACL",
+    // corral serves TLS itself; ZooKeeper needs its Netty factory for it.
+    "serverCnxnFactory",
+    "ssl.keyStore.password",
+    "ssl.trustStore.password",
+    "ssl.authProvider",
+    // Client certificates are checked against the trust store; the
+    // client's host name is not (ZooKeeper's client hostname check).
+    "ssl.hostnameVerification",
+    "ssl.clientHostnameVerification",
 ];
 
 impl Config {
@@ -160,6 +187,9 @@ impl Config {
         let mut c = Config::default();
         let mut warnings = Vec::new();
         let mut kv = BTreeMap::new();
+        let mut ssl = SslKeys::default();
+        let mut enforce_auth = false;
+        let mut enforce_schemes: Option<Vec<String>> = None;
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -249,12 +279,116 @@ impl Config {
                     }
                     c.admin_command_url = v.to_string();
                 }
+                "secureClientPort" => c.secure_client_port = Some(num(k, v)?),
+                "ssl.keyStore.location" => ssl.key_store = Some(PathBuf::from(v)),
+                "ssl.trustStore.location" => ssl.trust_store = Some(PathBuf::from(v)),
+                "ssl.keyStore.type" | "ssl.trustStore.type" => {
+                    if !v.eq_ignore_ascii_case("PEM") {
+                        return Err(bad(
+                            k,
+                            v,
+                            "corral reads PEM files only (convert with openssl or keytool)",
+                        ));
+                    }
+                }
+                "ssl.clientAuth" => {
+                    ssl.client_auth = Some(
+                        crate::tls::ClientAuth::parse(v)
+                            .ok_or_else(|| bad(k, v, "expected none, want or need"))?,
+                    )
+                }
+                "ssl.protocol" => {
+                    crate::tls::Protocol::parse(v)
+                        .ok_or_else(|| bad(k, v, "expected TLSv1.2 or TLSv1.3"))?;
+                }
+                "ssl.enabledProtocols" => {
+                    let mut list = Vec::new();
+                    for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        list.push(
+                            crate::tls::Protocol::parse(p)
+                                .ok_or_else(|| bad(k, v, "only TLSv1.2 and TLSv1.3 are offered"))?,
+                        );
+                    }
+                    if list.is_empty() {
+                        return Err(bad(k, v, "no protocol listed"));
+                    }
+                    ssl.protocols = Some(list);
+                }
+                "ssl.handshakeDetectionTimeoutMillis" => {
+                    let ms: u64 = num(k, v)?;
+                    if ms == 0 {
+                        return Err(bad(k, v, "must be positive"));
+                    }
+                    ssl.handshake_timeout_ms = Some(ms);
+                }
+                "ssl.ciphersuites" => warnings.push(format!(
+                    "{k} ignored: corral offers rustls's TLS 1.2/1.3 cipher suites"
+                )),
+                "ssl.crl" | "ssl.ocsp" => {
+                    if boolean(k, v)? {
+                        return Err(bad(k, v, "revocation checking is not supported"));
+                    }
+                }
+                "client.portUnification" => {
+                    if boolean(k, v)? {
+                        return Err(bad(
+                            k,
+                            v,
+                            "not supported: use clientPort and secureClientPort",
+                        ));
+                    }
+                }
+                "enforce.auth.enabled" | "zookeeper.enforce.auth.enabled" => {
+                    enforce_auth = boolean(k, v)?
+                }
+                "enforce.auth.schemes" | "zookeeper.enforce.auth.schemes" => {
+                    let schemes: Vec<String> = v
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    for s in &schemes {
+                        if !matches!(s.as_str(), "digest" | "ip" | "x509" | "super") {
+                            return Err(bad(k, v, format!("no authentication provider for scheme {s:?} (corral has digest, ip, x509)")));
+                        }
+                    }
+                    enforce_schemes = Some(schemes);
+                }
+                "slowRequestThresholdMs" => c.slow_request_ms = num(k, v)?,
                 _ if k.starts_with("server.") => c.servers.push(parse_server(k, v)?),
                 _ if IGNORED_KEYS.contains(&k.as_str()) => {}
                 _ => warnings.push(format!("unknown zoo.cfg key {k:?} ignored")),
             }
         }
         c.servers.sort_by_key(|s| s.id);
+        if let Some(port) = c.secure_client_port {
+            if !kv.contains_key("clientPort") {
+                c.client_port = 0;
+            } else if port == c.client_port {
+                return Err(bad(
+                    "secureClientPort",
+                    &port.to_string(),
+                    "the same port as clientPort",
+                ));
+            }
+            c.tls = Some(ssl.settings()?);
+        } else if ssl.key_store.is_some() {
+            warnings.push("ssl.* keys ignored: secureClientPort is not set".to_string());
+        }
+        if enforce_auth {
+            // ZooKeeper's default scheme list is empty, which refuses
+            // startup there; corral asks for it explicitly too.
+            match enforce_schemes {
+                Some(s) if !s.is_empty() => c.enforce_auth_schemes = s,
+                _ => {
+                    return Err(bad(
+                        "enforce.auth.schemes",
+                        "",
+                        "enforce.auth.enabled=true needs the schemes to accept, e.g. digest",
+                    ))
+                }
+            }
+        }
         Ok((c, warnings))
     }
 
@@ -307,6 +441,40 @@ impl Config {
 
     pub fn four_letter_word_allowed(&self, w: &str) -> bool {
         self.four_letter_words.iter().any(|x| x == "*" || x == w)
+    }
+}
+
+/// The `ssl.*` keys as read, turned into settings once all are known.
+#[derive(Default)]
+struct SslKeys {
+    key_store: Option<PathBuf>,
+    trust_store: Option<PathBuf>,
+    client_auth: Option<crate::tls::ClientAuth>,
+    protocols: Option<Vec<crate::tls::Protocol>>,
+    handshake_timeout_ms: Option<u64>,
+}
+
+impl SslKeys {
+    fn settings(self) -> Result<crate::tls::TlsSettings, ConfigError> {
+        let key_store = self.key_store.ok_or_else(|| {
+            bad(
+                "ssl.keyStore.location",
+                "",
+                "secureClientPort needs a PEM key store (private key and certificate chain)",
+            )
+        })?;
+        Ok(crate::tls::TlsSettings {
+            key_store,
+            trust_store: self.trust_store,
+            // ZooKeeper's default: a client certificate is required.
+            client_auth: self.client_auth.unwrap_or(crate::tls::ClientAuth::Need),
+            protocols: self
+                .protocols
+                .unwrap_or_else(|| vec![crate::tls::Protocol::Tls13, crate::tls::Protocol::Tls12]),
+            handshake_timeout: std::time::Duration::from_millis(
+                self.handshake_timeout_ms.unwrap_or(5000),
+            ),
+        })
     }
 }
 
@@ -377,6 +545,54 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
         let e = Config::from_zoo_cfg("admin.serverPort=80800\n").unwrap_err();
         assert!(e.to_string().starts_with("admin.serverPort:"), "{e}");
+    }
+
+    #[test]
+    fn tls_keys() {
+        let (c, w) = Config::from_zoo_cfg(
+            "secureClientPort=2281\nserverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             ssl.keyStore.location=/k.pem\nssl.keyStore.type=PEM\nssl.trustStore.location=/ca.pem\n\
+             ssl.trustStore.type=pem\nssl.clientAuth=want\nssl.enabledProtocols=TLSv1.3\n",
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.secure_client_port, Some(2281));
+        assert_eq!(c.client_port, 0, "no clientPort: no plaintext port");
+        let t = c.tls.unwrap();
+        assert_eq!(t.client_auth, crate::tls::ClientAuth::Want);
+        assert_eq!(t.protocols, vec![crate::tls::Protocol::Tls13]);
+        let (c, _) = Config::from_zoo_cfg(
+            "clientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\n",
+        )
+        .unwrap();
+        assert_eq!(c.client_port, 2181);
+        assert_eq!(c.tls.unwrap().client_auth, crate::tls::ClientAuth::Need);
+        for bad_cfg in [
+            "secureClientPort=2281\n",
+            "secureClientPort=2281\nssl.keyStore.location=/k\nssl.keyStore.type=JKS\n",
+            "secureClientPort=2281\nssl.keyStore.location=/k\nssl.enabledProtocols=TLSv1\n",
+            "secureClientPort=2281\nssl.keyStore.location=/k\nssl.clientAuth=sometimes\n",
+            "clientPort=2281\nsecureClientPort=2281\nssl.keyStore.location=/k\n",
+        ] {
+            assert!(Config::from_zoo_cfg(bad_cfg).is_err(), "{bad_cfg}");
+        }
+    }
+
+    #[test]
+    fn enforce_auth_keys() {
+        let (c, _) =
+            Config::from_zoo_cfg("enforce.auth.enabled=true\nenforce.auth.schemes=digest,x509\n")
+                .unwrap();
+        assert_eq!(c.enforce_auth_schemes, vec!["digest", "x509"]);
+        let (c, _) = Config::from_zoo_cfg("enforce.auth.schemes=digest\n").unwrap();
+        assert!(
+            c.enforce_auth_schemes.is_empty(),
+            "schemes alone do not enforce"
+        );
+        assert!(Config::from_zoo_cfg("enforce.auth.enabled=true\n").is_err());
+        let e = Config::from_zoo_cfg("enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("sasl"), "{e}");
     }
 
     #[test]

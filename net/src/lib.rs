@@ -34,4 +34,5 @@ pub mod replica;
 pub mod server;
 pub mod snap;
 pub mod stats;
+pub mod tls;
 pub mod tools;

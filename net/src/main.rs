@@ -149,6 +149,8 @@ fn init_logs(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: a log file or journald gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => b.init(),
@@ -206,6 +208,12 @@ fn server(args: ServerArgs) -> ExitCode {
     }
     if args.no_admin_server {
         config.admin_enable_server = false;
+    }
+    if let Some(tls) = &config.tls {
+        if let Err(e) = net::tls::server_config(tls) {
+            eprintln!("corral: configuration error: TLS: {e}");
+            return ExitCode::from(2);
+        }
     }
     if args.check_config {
         println!("configuration OK");

@@ -311,6 +311,13 @@ pub struct ServerMetrics {
     pub snapshot_last_zxid: AtomicI64,
     pub snapshot_last_time_ms: AtomicI64,
     pub sessions_expired: AtomicU64,
+    /// Connections to secureClientPort whose TLS handshake failed or
+    /// timed out.
+    pub tls_handshake_failures: AtomicU64,
+    /// Requests over slowRequestThresholdMs (each one, logged or not).
+    pub slow_requests: AtomicU64,
+    /// Connections closed by enforce.auth.
+    pub enforce_auth_refusals: AtomicU64,
     pub recovery_ms: AtomicU64,
     pub transactions_recovered: AtomicU64,
     cores: AtomicUsize,
@@ -345,6 +352,9 @@ impl ServerMetrics {
             snapshot_last_zxid: AtomicI64::new(-1),
             snapshot_last_time_ms: AtomicI64::new(-1),
             sessions_expired: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
+            slow_requests: AtomicU64::new(0),
+            enforce_auth_refusals: AtomicU64::new(0),
             recovery_ms: AtomicU64::new(0),
             transactions_recovered: AtomicU64::new(0),
             cores: AtomicUsize::new(0),
@@ -803,6 +813,21 @@ pub fn render(r: &Render<'_>) -> String {
         "corral_sessions_expired_total",
         "Sessions closed by the server because their client went silent.",
         s.sessions_expired.load(Ordering::Relaxed) as f64,
+    );
+    e.counter(
+        "corral_tls_handshake_failures_total",
+        "Connections to secureClientPort closed because the TLS handshake failed or timed out.",
+        s.tls_handshake_failures.load(Ordering::Relaxed) as f64,
+    );
+    e.counter(
+        "corral_slow_requests_total",
+        "Requests slower than slowRequestThresholdMs from arrival to reply.",
+        s.slow_requests.load(Ordering::Relaxed) as f64,
+    );
+    e.counter(
+        "corral_enforce_auth_refusals_total",
+        "Connections closed because the session had not authenticated with a scheme enforce.auth.schemes requires.",
+        s.enforce_auth_refusals.load(Ordering::Relaxed) as f64,
     );
     e.gauge(
         "corral_recovery_duration_seconds",

@@ -136,6 +136,46 @@ pub enum Request {
     Unknown,
 }
 
+/// ZooKeeper's name of an opcode (`OpCode` in its sources), for logs.
+pub fn opcode_name(opcode: i32) -> &'static str {
+    use engine::types::opcode::*;
+    match opcode {
+        NOTIFICATION => "notification",
+        CREATE => "create",
+        DELETE => "delete",
+        EXISTS => "exists",
+        GET_DATA => "getData",
+        SET_DATA => "setData",
+        GET_ACL => "getACL",
+        SET_ACL => "setACL",
+        GET_CHILDREN => "getChildren",
+        SYNC => "sync",
+        PING => "ping",
+        GET_CHILDREN2 => "getChildren2",
+        CHECK => "check",
+        MULTI => "multi",
+        CREATE2 => "create2",
+        RECONFIG => "reconfig",
+        CHECK_WATCHES => "checkWatches",
+        REMOVE_WATCHES => "removeWatches",
+        CREATE_CONTAINER => "createContainer",
+        DELETE_CONTAINER => "deleteContainer",
+        CREATE_TTL => "createTTL",
+        MULTI_READ => "multiRead",
+        AUTH => "auth",
+        SET_WATCHES => "setWatches",
+        SASL => "sasl",
+        GET_EPHEMERALS => "getEphemerals",
+        GET_ALL_CHILDREN_NUMBER => "getAllChildrenNumber",
+        SET_WATCHES2 => "setWatches2",
+        ADD_WATCH => "addWatch",
+        WHO_AM_I => "whoAmI",
+        CREATE_SESSION => "createSession",
+        CLOSE_SESSION => "closeSession",
+        _ => "unknown",
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RequestFrame {
     pub xid: i32,

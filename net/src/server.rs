@@ -29,7 +29,7 @@ use engine::pipeline::{CommittedBatch, Origin, Outcome, Submission};
 use engine::tree::DataTree;
 use engine::types::{keeper_state, ErrorCode, Id, SessionId};
 use engine::watch::WatchManager;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{self, ConnectedSender};
 use glommio::net::{TcpListener, TcpStream};
@@ -139,10 +139,67 @@ pub struct Counters {
 
 #[derive(Debug)]
 enum Queued {
-    Read { xid: i32, op: ReadOp },
-    Write { xid: i32, started: Instant },
+    Read {
+        xid: i32,
+        op: ReadOp,
+        started: Instant,
+        opcode: i32,
+    },
+    Write {
+        xid: i32,
+        started: Instant,
+        /// For the slow-request log.
+        opcode: i32,
+        path: Box<str>,
+    },
     Ping,
-    Error { xid: i32, code: ErrorCode },
+    Error {
+        xid: i32,
+        code: ErrorCode,
+    },
+}
+
+/// The path a write names, for the slow-request log (a multi: its first).
+fn write_path(op: &WriteOp) -> &str {
+    match op {
+        WriteOp::Create { path, .. }
+        | WriteOp::Delete { path, .. }
+        | WriteOp::DeleteContainer { path }
+        | WriteOp::SetData { path, .. }
+        | WriteOp::SetAcl { path, .. }
+        | WriteOp::Check { path, .. } => path,
+        WriteOp::Multi(ops) => ops.first().map(write_path).unwrap_or(""),
+        WriteOp::CloseSession | WriteOp::Invalid(_) => "",
+    }
+}
+
+/// The path a read names, for the slow-request log.
+fn read_path(op: &ReadOp) -> &str {
+    match op {
+        ReadOp::Exists { path, .. }
+        | ReadOp::GetData { path, .. }
+        | ReadOp::GetAcl { path }
+        | ReadOp::GetChildren { path, .. }
+        | ReadOp::GetAllChildrenNumber { path }
+        | ReadOp::CheckWatches { path, .. }
+        | ReadOp::RemoveWatches { path, .. }
+        | ReadOp::AddWatch { path, .. } => path,
+        ReadOp::GetEphemerals { prefix } => prefix,
+        ReadOp::MultiRead(ops) => ops.first().map(read_path).unwrap_or(""),
+        ReadOp::SetWatches { .. } | ReadOp::WhoAmI => "",
+    }
+}
+
+/// At most this many slow requests are logged per core and second; the
+/// rest are counted and summed up in the next line.
+const SLOW_LOG_LINES_PER_SECOND: u32 = 10;
+
+/// The slow-request log's rate limit, per core.
+#[derive(Default)]
+struct SlowLog {
+    second: Cell<u64>,
+    lines: Cell<u32>,
+    suppressed: Cell<u64>,
 }
 
 pub struct Conn {
@@ -241,9 +298,61 @@ pub struct Shard {
     /// Not serving, and read-only clients are welcome (`readonlymode`).
     read_only: Cell<bool>,
     next_local_session: Cell<u64>,
+    slow_log: SlowLog,
 }
 
 impl Shard {
+    /// Logs a request that took longer than `slowRequestThresholdMs` from
+    /// its arrival to its reply, with its opcode, path and latency.
+    fn note_latency(&self, conn: &Conn, opcode: i32, path: &str, started: Instant) {
+        let threshold = self.config.slow_request_ms;
+        if threshold == 0 {
+            return;
+        }
+        let took = started.elapsed();
+        if took < Duration::from_millis(threshold) {
+            return;
+        }
+        metrics::SERVER
+            .slow_requests
+            .fetch_add(1, Ordering::Relaxed);
+        let second = self.clock.now_ms() / 1000;
+        let log = &self.slow_log;
+        if log.second.get() != second {
+            log.second.set(second);
+            log.lines.set(0);
+        }
+        if log.lines.get() >= SLOW_LOG_LINES_PER_SECOND {
+            log.suppressed.set(log.suppressed.get() + 1);
+            return;
+        }
+        log.lines.set(log.lines.get() + 1);
+        let suppressed = log.suppressed.replace(0);
+        warn!(
+            session = format_args!("0x{:x}", conn.session.get()),
+            peer = %conn.peer,
+            op = %proto::opcode_name(opcode),
+            path = %path,
+            latency_ms = format_args!("{:.1}", took.as_secs_f64() * 1e3),
+            threshold_ms = threshold,
+            suppressed_before = suppressed,
+            "slow request"
+        );
+    }
+
+    /// enforce.auth: whether this connection has authenticated with one of
+    /// the schemes the server requires (always, when none are required).
+    fn authenticated_enough(&self, conn: &Conn) -> bool {
+        let schemes = &self.config.enforce_auth_schemes;
+        schemes.is_empty()
+            || conn
+                .auth
+                .borrow()
+                .ids
+                .iter()
+                .any(|id| schemes.contains(&id.scheme))
+    }
+
     fn submit(&self, s: Submission) {
         let now = self.clock.now_ms();
         let mut st = self.state.borrow_mut();
@@ -290,6 +399,41 @@ impl Shard {
             Request::Ping => RequestKind::Ping,
             _ => RequestKind::Other,
         });
+        // As ZooKeeper's AuthenticationHelper: with enforce.auth on, any
+        // request but auth and SASL from a session that has not
+        // authenticated with a required scheme is answered
+        // SessionClosedRequireSasl and the connection closes.
+        if !matches!(frame.request, Request::Auth { .. } | Request::Sasl)
+            && !self.authenticated_enough(conn)
+        {
+            let schemes: Vec<String> = conn
+                .auth
+                .borrow()
+                .ids
+                .iter()
+                .map(|i| i.scheme.clone())
+                .collect();
+            error!(
+                session = format_args!("0x{session:x}"),
+                peer = %conn.peer,
+                "client authentication schemes {schemes:?} match none of the required {:?} (enforce.auth); closing the connection",
+                self.config.enforce_auth_schemes
+            );
+            metrics::SERVER
+                .enforce_auth_refusals
+                .fetch_add(1, Ordering::Relaxed);
+            conn.push_out(|o| {
+                proto::encode_reply(
+                    o,
+                    xid,
+                    0,
+                    &Err(ErrorCode::SessionClosedRequireSasl),
+                    usize::MAX,
+                )
+            });
+            conn.close();
+            return;
+        }
         if conn.read_only.get() {
             match &frame.request {
                 // A read-only session is local: closing it is answered here.
@@ -325,9 +469,18 @@ impl Shard {
                 _ => {}
             }
         }
+        let opcode = frame.opcode;
         match frame.request {
             Request::Ping => self.enqueue(conn, Queued::Ping),
-            Request::Read(op) => self.enqueue(conn, Queued::Read { xid, op }),
+            Request::Read(op) => self.enqueue(
+                conn,
+                Queued::Read {
+                    xid,
+                    op,
+                    started: Instant::now(),
+                    opcode,
+                },
+            ),
             Request::Write(op) => {
                 if op == WriteOp::CloseSession {
                     info!(
@@ -336,9 +489,10 @@ impl Shard {
                         "session close requested by client"
                     );
                 }
-                self.submit_write(conn, xid, op);
+                self.submit_write(conn, xid, opcode, op);
             }
             Request::Sync(path) => {
+                let logged_path = path.as_str().into();
                 self.submit(Submission::Sync {
                     origin: self.origin(conn, xid),
                     session,
@@ -347,6 +501,8 @@ impl Shard {
                 conn.queue.borrow_mut().push_back(Queued::Write {
                     xid,
                     started: Instant::now(),
+                    opcode,
+                    path: logged_path,
                 });
             }
             Request::Auth { scheme, auth } => {
@@ -407,9 +563,12 @@ impl Shard {
             // corral's only mode): PrepRequestProcessor refuses it with
             // ReconfigDisabled as an error transaction, which takes a zxid
             // like every other refused write (measured).
-            Request::Reconfig => {
-                self.submit_write(conn, xid, WriteOp::Invalid(ErrorCode::ReconfigDisabled))
-            }
+            Request::Reconfig => self.submit_write(
+                conn,
+                xid,
+                opcode,
+                WriteOp::Invalid(ErrorCode::ReconfigDisabled),
+            ),
             // Matches ZooKeeper (measured): a request whose body does not
             // decode is answered MarshallingError and the connection stays.
             // A write becomes an error transaction with a zxid of its own;
@@ -422,7 +581,12 @@ impl Shard {
                     "malformed request body ({error}); answering MarshallingError"
                 );
                 if write {
-                    self.submit_write(conn, xid, WriteOp::Invalid(ErrorCode::MarshallingError));
+                    self.submit_write(
+                        conn,
+                        xid,
+                        opcode,
+                        WriteOp::Invalid(ErrorCode::MarshallingError),
+                    );
                 } else {
                     self.enqueue(
                         conn,
@@ -448,8 +612,9 @@ impl Shard {
     }
 
     /// Sends a write to the pipeline and queues the wait for its reply.
-    fn submit_write(&self, conn: &Rc<Conn>, xid: i32, op: WriteOp) {
+    fn submit_write(&self, conn: &Rc<Conn>, xid: i32, opcode: i32, op: WriteOp) {
         let auth = conn.auth.borrow().clone();
+        let path = write_path(&op).into();
         self.submit(Submission::Write {
             origin: self.origin(conn, xid),
             session: conn.session.get(),
@@ -459,6 +624,8 @@ impl Shard {
         conn.queue.borrow_mut().push_back(Queued::Write {
             xid,
             started: Instant::now(),
+            opcode,
+            path,
         });
     }
 
@@ -506,7 +673,12 @@ impl Shard {
                 Queued::Error { xid, code } => {
                     conn.push_out(|o| proto::encode_reply(o, xid, zxid, &Err(code), max))
                 }
-                Queued::Read { xid, op } => {
+                Queued::Read {
+                    xid,
+                    op,
+                    started,
+                    opcode,
+                } => {
                     let auth = conn.auth.borrow().clone();
                     let ctx = ReadContext {
                         session: conn.session.get(),
@@ -520,6 +692,7 @@ impl Shard {
                         proto::encode_reply(o, xid, zxid, &out.reply, max)
                     });
                     conn.last_zxid.set(zxid);
+                    self.note_latency(conn, opcode, read_path(&op), started);
                 }
                 Queued::Write { .. } => unreachable!("stopped above"),
             }
@@ -600,9 +773,15 @@ impl Shard {
                         }
                         let front = conn.queue.borrow_mut().pop_front();
                         match front {
-                            Some(Queued::Write { xid, started }) => {
+                            Some(Queued::Write {
+                                xid,
+                                started,
+                                opcode,
+                                path,
+                            }) => {
                                 assert_eq!(xid, origin.xid, "replies leave in request order");
                                 self.record_latency(started);
+                                self.note_latency(&conn, opcode, &path, started);
                             }
                             other => panic!(
                                 "committed reply for xid {} but queue front is {other:?}",
@@ -892,9 +1071,13 @@ impl Input {
     }
 }
 
-async fn writer_task(
+/// A client connection's byte stream: plain TCP, or TLS over it.
+trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + 'static> ClientStream for S {}
+
+async fn writer_task<S: ClientStream>(
     conn: Rc<Conn>,
-    mut w: futures_lite::io::WriteHalf<TcpStream>,
+    mut w: futures_lite::io::WriteHalf<S>,
     wake: LocalReceiver<()>,
 ) {
     // Two buffers swap roles so neither is re-grown from empty per write.
@@ -928,14 +1111,67 @@ async fn writer_task(
     }
 }
 
-async fn serve_conn(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = match stream.peer_addr() {
-        Ok(p) => p,
-        Err(_) => return,
+/// Completes the TLS handshake of a connection to `secureClientPort`, then
+/// serves it like any other. A failed or too slow handshake closes the
+/// connection with a log line naming the client and the reason.
+async fn serve_tls_conn(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    acceptor: futures_rustls::TlsAcceptor,
+    timeout: Duration,
+) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
     };
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
+    let handshake = glommio::timer::timeout(timeout, async {
+        acceptor
+            .accept(stream)
+            .await
+            .map_err(glommio::GlommioError::IoError)
+    })
+    .await;
+    let tls = match handshake {
+        Ok(tls) => tls,
+        Err(glommio::GlommioError::IoError(e)) => {
+            metrics::SERVER
+                .tls_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, "TLS handshake failed: {e}; closing connection");
+            return;
+        }
+        Err(e) => {
+            metrics::SERVER
+                .tls_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, "TLS handshake not finished within {timeout:?} ({e}); closing connection");
+            return;
+        }
+    };
+    // As ZooKeeper's X509AuthenticationProvider: a verified client
+    // certificate authenticates the session as x509:<subject DN>.
+    let x509 = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| crate::tls::subject_rfc2253(leaf))
+        .map(|subject| Id::new("x509", &subject));
+    debug!(%peer, x509 = ?x509, "TLS handshake done");
+    serve_conn(shard, tls, peer, fd, x509).await;
+}
+
+async fn serve_conn<S: ClientStream>(
+    shard: Rc<Shard>,
+    stream: S,
+    peer: SocketAddr,
+    fd: i32,
+    x509: Option<Id>,
+) {
     let (mut r, w) = futures_lite::io::split(stream);
+    let mut ids = vec![Id::new("ip", &peer.ip().to_string())];
+    ids.extend(x509);
     let (wake_tx, wake_rx) = local_channel::new_bounded(1);
     let (hs_tx, hs_rx) = local_channel::new_bounded(1);
     let id = ((shard.core as u64) << 48) | shard.next_conn.get();
@@ -945,9 +1181,7 @@ async fn serve_conn(shard: Rc<Shard>, stream: TcpStream) {
         peer,
         session: Cell::new(0),
         timeout_ms: Cell::new(0),
-        auth: RefCell::new(Arc::new(AuthInfo {
-            ids: vec![Id::new("ip", &peer.ip().to_string())],
-        })),
+        auth: RefCell::new(Arc::new(AuthInfo { ids })),
         out: RefCell::new(Vec::new()),
         wake_writer: wake_tx,
         queue: RefCell::new(VecDeque::new()),
@@ -976,10 +1210,10 @@ async fn serve_conn(shard: Rc<Shard>, stream: TcpStream) {
     shard.remove_conn(&conn);
 }
 
-async fn read_loop(
+async fn read_loop<S: ClientStream>(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
-    r: &mut futures_lite::io::ReadHalf<TcpStream>,
+    r: &mut futures_lite::io::ReadHalf<S>,
     hs_rx: LocalReceiver<bool>,
 ) -> Result<(), String> {
     let max = shard.config.jute_max_buffer;
@@ -1074,10 +1308,10 @@ async fn open_session(
 }
 
 /// Reads and handles the requests of an established session.
-async fn request_loop(
+async fn request_loop<S: ClientStream>(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
-    r: &mut futures_lite::io::ReadHalf<TcpStream>,
+    r: &mut futures_lite::io::ReadHalf<S>,
     mut input: Input,
 ) -> Result<(), String> {
     let max = shard.config.jute_max_buffer;
@@ -1220,6 +1454,15 @@ fn wall_ms() -> u64 {
 /// Starts the server and blocks until it stops.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let clock = Clock::new();
+    if let Some(settings) = &config.tls {
+        let tls = crate::tls::server_config(settings).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+        let _ = TLS.set(tls);
+        info!(
+            port = config.secure_client_port,
+            client_auth = ?settings.client_auth,
+            "client TLS enabled"
+        );
+    }
     install_signal_handlers();
     let create = |dir: &std::path::Path| {
         std::fs::create_dir_all(dir)
@@ -1595,6 +1838,7 @@ fn new_shard(
         serving: Cell::new(false),
         read_only: Cell::new(false),
         next_local_session: Cell::new(0),
+        slow_log: SlowLog::default(),
     });
     FLUSH_RX.with(|f| *f.borrow_mut() = Some(flush_rx));
     shard
@@ -1658,16 +1902,41 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
         .detach();
     }
     crate::admin::spawn_inbox_task(shard.clone());
-    // Accept loop.
-    let addr = shard.config.client_addr();
+    // Accept loops: the plaintext client port (unless only
+    // secureClientPort is configured) and the TLS one.
+    if shard.config.client_port != 0 {
+        spawn_accept_loop(shard.clone(), shard.config.client_addr(), None);
+    }
+    if let (Some(port), Some(tls)) = (shard.config.secure_client_port, TLS.get()) {
+        let addr = SocketAddr::new(shard.config.client_port_address, port);
+        spawn_accept_loop(shard.clone(), addr, Some(tls.clone()));
+    }
+    metrics::SERVER.core_accepting();
+}
+
+/// The rustls configuration, built once at startup from zoo.cfg's `ssl.*`.
+static TLS: std::sync::OnceLock<Arc<rustls::ServerConfig>> = std::sync::OnceLock::new();
+
+fn spawn_accept_loop(shard: Rc<Shard>, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) {
     let listener = match TcpListener::bind(addr) {
         Ok(l) => l,
         Err(e) => {
-            error!(%addr, "cannot listen on the client port: {e}");
+            let port = if tls.is_some() {
+                "secure client port"
+            } else {
+                "client port"
+            };
+            error!(%addr, "cannot listen on the {port}: {e}");
             std::process::exit(1);
         }
     };
-    metrics::SERVER.core_accepting();
+    let handshake_timeout = shard
+        .config
+        .tls
+        .as_ref()
+        .map(|t| t.handshake_timeout)
+        .unwrap_or(Duration::from_secs(5));
+    let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     glommio::spawn_local(async move {
         loop {
             match listener.accept().await {
@@ -1676,9 +1945,12 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
                         drop(stream);
                         continue;
                     }
+                    let Ok(peer) = stream.peer_addr() else {
+                        continue;
+                    };
                     // ZooKeeper's maxClientCnxns limits connections per client
                     // IP; corral applies it per core.
-                    if let (Ok(peer), true) = (stream.peer_addr(), shard.config.max_client_cnxns > 0) {
+                    if shard.config.max_client_cnxns > 0 {
                         let same_ip = shard
                             .state
                             .borrow()
@@ -1692,7 +1964,23 @@ async fn spawn_shard_tasks(shard: Rc<Shard>, remote: Option<ConnectedSender<ToPi
                             continue;
                         }
                     }
-                    glommio::spawn_local(serve_conn(shard.clone(), stream)).detach();
+                    match &acceptor {
+                        None => {
+                            let _ = stream.set_nodelay(true);
+                            let fd = stream.as_raw_fd();
+                            glommio::spawn_local(serve_conn(shard.clone(), stream, peer, fd, None))
+                                .detach();
+                        }
+                        Some(acceptor) => {
+                            glommio::spawn_local(serve_tls_conn(
+                                shard.clone(),
+                                stream,
+                                acceptor.clone(),
+                                handshake_timeout,
+                            ))
+                            .detach();
+                        }
+                    }
                 }
                 Err(e) => {
                     warn!("accept failed: {e}");

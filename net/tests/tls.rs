@@ -385,3 +385,70 @@ fn slow_requests_are_logged_with_opcode_path_and_latency_and_rate_limited() {
         lines.len()
     );
 }
+
+/// `corral cli` over TLS, configured as zkCli is: `-client-configuration`
+/// with the Java client's `zookeeper.client.secure` and PEM stores.
+#[test]
+fn corral_cli_connects_over_tls_with_a_client_configuration_file() {
+    let pki = Pki::new();
+    let (server, secure) = start(&pki, "ssl.clientAuth=need\n");
+    let client_pem = pki.dir.join("client.pem");
+    std::fs::write(&client_pem, format!("{}{}", pki.client.1, pki.client.0)).unwrap();
+    let props = pki.dir.join("client.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "zookeeper.client.secure=true\n\
+             zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\n\
+             zookeeper.ssl.keyStore.location={}\nzookeeper.ssl.keyStore.type=PEM\n\
+             zookeeper.ssl.trustStore.location={}\nzookeeper.ssl.trustStore.type=PEM\n",
+            client_pem.display(),
+            pki.dir.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("cli")
+            .arg("-client-configuration")
+            .arg(&props)
+            .arg("-server")
+            .arg(format!("127.0.0.1:{secure}"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, _) = cli(&["create", "/from-cli", "hello"]);
+    assert_eq!(code, Some(0));
+    let (code, out) = cli(&["get", "/from-cli"]);
+    assert_eq!(code, Some(0));
+    assert!(out.lines().any(|l| l == "hello"), "{out}");
+    let (_, out) = cli(&["whoami"]);
+    assert!(out.contains("x509") && out.contains("CN=app-1"), "{out}");
+    // The same data on the plaintext port, without the configuration.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["cli", "-server", &server.addr(), "get", "/from-cli"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == "hello"),
+        "{out:?}"
+    );
+    // Without a key store the server (clientAuth=need) refuses the CLI.
+    std::fs::write(
+        &props,
+        format!(
+            "zookeeper.client.secure=true\nzookeeper.ssl.trustStore.location={}\n",
+            pki.dir.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let (code, _) = cli(&["-timeout", "2000", "get", "/from-cli"]);
+    assert_ne!(code, Some(0));
+}

@@ -79,7 +79,14 @@ pub struct Shared {
 pub struct Options {
     pub session_timeout_ms: i32,
     pub read_only: bool,
+    /// Connect over TLS (the Java client's `zookeeper.client.secure`).
+    pub tls: Option<crate::tls::Tls>,
 }
+
+/// A connection's byte stream: plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for S {}
+type Stream = Box<dyn Io>;
 
 struct Sent {
     xid: i32,
@@ -119,10 +126,15 @@ async fn handshake(
     host: String,
     request: ConnectRequest,
     limit: Duration,
-) -> Result<(TcpStream, codec::ConnectResponse), ()> {
+    tls: Option<crate::tls::Tls>,
+) -> Result<(Stream, codec::ConnectResponse), ()> {
     let attempt = async {
-        let mut s = TcpStream::connect(&host).await.ok()?;
-        s.set_nodelay(true).ok()?;
+        let tcp = TcpStream::connect(&host).await.ok()?;
+        tcp.set_nodelay(true).ok()?;
+        let mut s: Stream = match tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(tls.connect(&host, tcp).await.ok()?),
+        };
         let mut out = Vec::new();
         codec::encode_connect(&mut out, &request);
         s.write_all(&out).await.ok()?;
@@ -311,7 +323,12 @@ impl Cnxn {
                 password: self.password.clone(),
                 read_only: self.opts.read_only,
             };
-            let attempt = handshake(host, request, Duration::from_millis(per_host.max(100)));
+            let attempt = handshake(
+                host,
+                request,
+                Duration::from_millis(per_host.max(100)),
+                self.opts.tls.clone(),
+            );
             tokio::pin!(attempt);
             let outcome = loop {
                 tokio::select! {
@@ -391,7 +408,7 @@ impl Cnxn {
     /// Serves one connection until it breaks or the handle closes.
     async fn connected(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: Stream,
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> Ended {
         let read_timeout =
@@ -543,12 +560,7 @@ impl Cnxn {
 
     /// Sends closeSession and waits (at most `limit`) for its reply or the
     /// server closing the socket, then reports Closed.
-    async fn close_connected(
-        &mut self,
-        stream: &mut TcpStream,
-        rbuf: &mut BytesMut,
-        limit: Duration,
-    ) {
+    async fn close_connected(&mut self, stream: &mut Stream, rbuf: &mut BytesMut, limit: Duration) {
         let mut out = Vec::new();
         let xid = self.next_xid();
         let req = Request::Write(engine::op::WriteOp::CloseSession);

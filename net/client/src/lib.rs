@@ -16,6 +16,7 @@
 //!   ↔ `ConnectStringParser`, `PathUtils`.
 //! - `event` — session states and watch events, printed as Java does.
 //! - `watches` — the watches a session holds ↔ `ZKWatchManager`.
+//! - `tls` — TLS to a secure client port ↔ `ClientX509Util` (PEM only).
 //! - `cnxn` — the connection task ↔ `ClientCnxn`.
 //! - `zookeeper` — the handle, one method per operation ↔ `ZooKeeper`.
 
@@ -23,9 +24,11 @@ pub mod cnxn;
 pub mod codec;
 pub mod connect_string;
 pub mod event;
+pub mod tls;
 pub mod watches;
 pub mod zookeeper;
 
 pub use connect_string::ConnectString;
 pub use event::{KeeperState, State, WatchedEvent};
+pub use tls::Tls;
 pub use zookeeper::{Client, Error};

@@ -57,6 +57,16 @@ impl Client {
         session_timeout_ms: i32,
         read_only: bool,
     ) -> (Client, mpsc::UnboundedReceiver<WatchedEvent>) {
+        Client::connect_with(connect, session_timeout_ms, read_only, None)
+    }
+
+    /// `connect`, over TLS when `tls` is given.
+    pub fn connect_with(
+        connect: ConnectString,
+        session_timeout_ms: i32,
+        read_only: bool,
+        tls: Option<crate::tls::Tls>,
+    ) -> (Client, mpsc::UnboundedReceiver<WatchedEvent>) {
         let shared = Arc::new(Mutex::new(Shared {
             state: State::Connecting,
             session_id: 0,
@@ -70,6 +80,7 @@ impl Client {
             Options {
                 session_timeout_ms,
                 read_only,
+                tls,
             },
             shared.clone(),
             events_tx,

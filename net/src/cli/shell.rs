@@ -115,6 +115,71 @@ fn parse_main_options(args: &[String]) -> MainOptions {
     o
 }
 
+/// zkCli's `-client-configuration FILE`: a Java properties file of
+/// `ZKClientConfig` keys. TLS (`zookeeper.client.secure=true`) is what it
+/// configures here, from PEM stores as the Java client's
+/// `zookeeper.ssl.*.type=PEM`; SASL keys are not supported.
+fn client_configuration(path: &std::path::Path) -> Result<Option<client::Tls>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let props = java_properties(&text);
+    let get = |k: &str| {
+        props
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    for k in [
+        "zookeeper.ssl.keyStore.type",
+        "zookeeper.ssl.trustStore.type",
+    ] {
+        if let Some(t) = get(k) {
+            if !t.eq_ignore_ascii_case("PEM") {
+                return Err(format!("{k}={t}: corral cli reads PEM stores only"));
+            }
+        }
+    }
+    if get("zookeeper.ssl.hostnameVerification").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+        return Err("zookeeper.ssl.hostnameVerification=false is not supported".into());
+    }
+    if !get("zookeeper.client.secure").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    let trust_path = get("zookeeper.ssl.trustStore.location")
+        .ok_or("zookeeper.client.secure=true needs zookeeper.ssl.trustStore.location (PEM CA certificates)")?;
+    let trust = std::fs::read(trust_path).map_err(|e| format!("{trust_path}: {e}"))?;
+    let identity = match get("zookeeper.ssl.keyStore.location") {
+        None => None,
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{p}: {e}"))?),
+    };
+    client::Tls::from_pem(&trust, identity.as_deref()).map(Some)
+}
+
+/// `java.util.Properties.load`, for what configuration files use: one
+/// `key=value` (or `key: value`, `key value`) per line, `#` and `!`
+/// comments, surrounding blanks trimmed.
+fn java_properties(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let cut = line
+            .find(|c: char| c == '=' || c == ':' || c.is_whitespace())
+            .unwrap_or(line.len());
+        let key = line[..cut].trim().to_string();
+        let rest = line[cut..].trim_start();
+        let value = rest
+            .strip_prefix(['=', ':'])
+            .unwrap_or(rest)
+            .trim()
+            .to_string();
+        out.push((key, value));
+    }
+    out
+}
+
 /// zkCli's usage, to stderr: every command with its options, sorted.
 fn usage() {
     let mut all: Vec<(&str, &str)> = commands::COMMANDS
@@ -204,6 +269,8 @@ enum Next {
 
 struct Shell {
     opts: MainOptions,
+    /// From `-client-configuration` with `zookeeper.client.secure=true`.
+    tls: Option<client::Tls>,
     rt: tokio::runtime::Runtime,
     host: String,
     zk: Option<Client>,
@@ -279,7 +346,7 @@ impl Shell {
         })?;
         let (zk, events) = {
             let _guard = self.rt.enter();
-            Client::connect(connect, timeout, self.opts.read_only)
+            Client::connect_with(connect, timeout, self.opts.read_only, self.tls.clone())
         };
         self.zk = Some(zk.clone());
         *self.slot.lock().expect("session slot") = Some(zk);
@@ -723,9 +790,16 @@ pub fn main(args: Vec<String>) -> i32 {
         return 0;
     }
     let opts = parse_main_options(&args);
-    if opts.client_configuration.is_some() {
-        err("corral cli: -client-configuration is ignored (no TLS or SASL settings)\n");
-    }
+    let tls = match &opts.client_configuration {
+        None => None,
+        Some(path) => match client_configuration(std::path::Path::new(path)) {
+            Ok(tls) => tls,
+            Err(e) => {
+                err(&format!("corral cli: -client-configuration {path}: {e}\n"));
+                return 1;
+            }
+        },
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("corral-cli")
@@ -742,6 +816,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let command = opts.command.clone();
     let mut shell = Shell {
         opts,
+        tls,
         rt,
         host: String::new(),
         zk: None,
@@ -766,6 +841,22 @@ pub fn main(args: Vec<String>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn java_properties_forms() {
+        let p = java_properties(
+            "# comment\n! also\nzookeeper.client.secure=true\n a : b \nc d\nempty=\n",
+        );
+        assert_eq!(
+            p,
+            vec![
+                ("zookeeper.client.secure".into(), "true".into()),
+                ("a".into(), "b".into()),
+                ("c".into(), "d".into()),
+                ("empty".into(), "".into()),
+            ]
+        );
+    }
 
     fn strings(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

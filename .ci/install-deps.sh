@@ -16,7 +16,7 @@ start=$(date +%s)
 # Debian bookworm names (checked with apt-cache policy): zookeeper pulls in
 # libzookeeper-java, which ships /usr/share/java/zookeeper.jar.
 packages=(zookeeper libzookeeper-java libcurator-framework-java
-          libcurator-recipes-java libcurator-client-java)
+          libcurator-recipes-java libcurator-client-java openssl)
 if [ -f net/tests/java/PACKAGES ]; then
   while read -r p; do
     [ -n "$p" ] && packages+=("$p")

@@ -1049,7 +1049,13 @@ impl Input {
             self.pending.drain(..self.consumed);
             self.consumed = 0;
         }
-        let n = r.read(&mut self.chunk).await?;
+        let n = match r.read(&mut self.chunk).await {
+            Ok(n) => n,
+            // A TLS client that closes its socket without close_notify (as
+            // the Java client does) has simply gone, like a plain EOF.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Ok(false);
         }

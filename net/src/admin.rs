@@ -82,6 +82,10 @@ pub enum Ask {
     Dump,
     ResetConnectionStats,
     ResetServerStats,
+    /// `csnp`, asked of core 0 only.
+    Snapshot,
+    /// `lgif`, asked of core 0 only.
+    LogInfo,
 }
 
 /// A core's answer.
@@ -91,6 +95,8 @@ pub enum Answer {
     Connections(Vec<ConnectionInfo>),
     Watches(Vec<(String, Vec<SessionId>)>),
     Dump(Dump),
+    Snapshot(Result<i64, &'static str>),
+    LogInfo(crate::server::LogInfo),
     Done,
 }
 
@@ -152,6 +158,14 @@ fn answer(shard: &Shard, ask: Ask) -> Answer {
             stats::reset_server_stats(shard);
             Answer::Done
         }
+        Ask::Snapshot => match crate::server::snapshot_now(shard) {
+            Some(r) => Answer::Snapshot(r),
+            None => Answer::Done,
+        },
+        Ask::LogInfo => match crate::server::log_info(shard) {
+            Some(i) => Answer::LogInfo(i),
+            None => Answer::Done,
+        },
     }
 }
 
@@ -210,7 +224,17 @@ fn gather(stats: &[CoreStats], cores: &[usize], ask: Ask) -> Option<Vec<Answer>>
 /// `GATHER_TIMEOUT`.
 pub async fn gather_from_core(stats: &[CoreStats], ask: Ask) -> Option<Vec<Answer>> {
     let cores: Vec<usize> = (0..stats.len()).collect();
-    let rx = post(stats, &cores, ask)?;
+    gather_from_cores(stats, &cores, ask).await
+}
+
+/// Asks core 0 alone (it owns the peer, the log and the snapshots), from a
+/// task on any core.
+pub async fn ask_core_zero(stats: &[CoreStats], ask: Ask) -> Option<Answer> {
+    gather_from_cores(stats, &[0], ask).await?.pop()
+}
+
+async fn gather_from_cores(stats: &[CoreStats], cores: &[usize], ask: Ask) -> Option<Vec<Answer>> {
+    let rx = post(stats, cores, ask)?;
     let deadline = Instant::now() + GATHER_TIMEOUT;
     let mut answers = Vec::with_capacity(cores.len());
     while answers.len() < cores.len() {
@@ -604,12 +628,15 @@ const COMMANDS: &[(&str, &[&str], bool)] = &[
     ("configuration", &["conf", "config"], true),
     ("connection_stat_reset", &["crst"], true),
     ("connections", &["cons"], true),
+    // ClickHouse Keeper's csnp and lgif (not in ZooKeeper).
+    ("create_snapshot", &["csnp"], true),
     ("dirs", &[], true),
     ("dump", &[], true),
     ("environment", &["env", "envi"], false),
     ("is_read_only", &["isro"], true),
     ("last_snapshot", &["lsnp"], true),
     ("leader", &["lead"], true),
+    ("log_info", &["lgif"], true),
     // ZooKeeper answers monitor while not serving, from whatever it has;
     // ours needs the cores for the tree's figures.
     ("monitor", &["mntr"], true),
@@ -693,6 +720,28 @@ fn command(admin: &Admin, name: &str) -> (u16, Value) {
     }
 }
 
+/// `lgif` as ClickHouse Keeper names it: indexes are zxids, terms are
+/// epochs (a zxid's upper 32 bits); the zxids also in hex.
+pub fn log_info_fields(i: &crate::server::LogInfo) -> Vec<(&'static str, i64)> {
+    let epoch = |z: i64| if z > 0 { z >> 32 } else { 0 };
+    vec![
+        ("first_log_idx", i.first_log_zxid),
+        ("first_log_term", epoch(i.first_log_zxid)),
+        ("last_log_idx", i.last_log_zxid),
+        ("last_log_term", epoch(i.last_log_zxid)),
+        ("last_committed_log_idx", i.last_committed_zxid),
+        ("last_snapshot_idx", i.last_snapshot_zxid.max(0)),
+    ]
+}
+
+fn log_info_json(i: &crate::server::LogInfo) -> Value {
+    let mut m = Map::new();
+    for (k, v) in log_info_fields(i) {
+        m.insert(k.into(), json!(v));
+    }
+    Value::Object(m)
+}
+
 fn object(v: Value) -> Option<Value> {
     assert!(v.is_object());
     Some(v)
@@ -734,6 +783,27 @@ fn run_command(admin: &Admin, primary: &str) -> Option<Value> {
         "dirs" => {
             let d = stats::dirs(&admin.config);
             object(json!({ "datadir_size": d.datadir_size, "logdir_size": d.logdir_size }))
+        }
+        "create_snapshot" => {
+            let answers = gather(&admin.stats, &[0], Ask::Snapshot)?;
+            match answers.into_iter().next() {
+                Some(Answer::Snapshot(Ok(zxid))) => object(json!({
+                    "scheduled": true,
+                    "zxid": format!("{zxid:x}"),
+                })),
+                Some(Answer::Snapshot(Err(why))) => object(json!({
+                    "scheduled": false,
+                    "reason": why,
+                })),
+                other => panic!("core 0 answered Snapshot with {other:?}"),
+            }
+        }
+        "log_info" => {
+            let answers = gather(&admin.stats, &[0], Ask::LogInfo)?;
+            let Some(Answer::LogInfo(i)) = answers.into_iter().next() else {
+                panic!("core 0 answered LogInfo with something else");
+            };
+            object(log_info_json(&i))
         }
         "dump" => {
             let answers = gather(&admin.stats, &[0], Ask::Dump)?;

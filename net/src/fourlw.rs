@@ -245,6 +245,27 @@ pub async fn run(shard: &Shard, word: &str) -> String {
         } else {
             "rw"
         }),
+        // ClickHouse Keeper's: start a snapshot now; the log's extent.
+        "csnp" => match admin::ask_core_zero(&shard.stats, Ask::Snapshot).await {
+            Some(admin::Answer::Snapshot(Ok(zxid))) => {
+                let _ = writeln!(
+                    out,
+                    "Snapshot creation scheduled with last committed log index {zxid} (zxid 0x{zxid:x})."
+                );
+            }
+            Some(admin::Answer::Snapshot(Err(why))) => {
+                let _ = writeln!(out, "Failed to schedule snapshot creation task: {why}.");
+            }
+            _ => return CORES_SILENT.into(),
+        },
+        "lgif" => match admin::ask_core_zero(&shard.stats, Ask::LogInfo).await {
+            Some(admin::Answer::LogInfo(info)) => {
+                for (k, v) in admin::log_info_fields(&info) {
+                    let _ = writeln!(out, "{k}\t{v}");
+                }
+            }
+            _ => return CORES_SILENT.into(),
+        },
         _ => out.push_str("Unknown command\n"),
     }
     out

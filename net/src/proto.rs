@@ -60,6 +60,8 @@ pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, Cod
 pub const FOUR_LETTER_WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
     "dump", "dirs", "isro", "gtmk", "stmk",
+    // ClickHouse Keeper's, which corral also answers.
+    "csnp", "lgif",
 ];
 
 /// A connection's first four bytes may be a four-letter word instead of a

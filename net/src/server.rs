@@ -1358,6 +1358,8 @@ struct Snapshotter {
     threshold: u64,
     since_last: u64,
     in_progress: Rc<Cell<bool>>,
+    /// The newest committed tree: what a snapshot taken now would hold.
+    latest: DataTree,
     snap_dir: std::path::PathBuf,
     log_dir: std::path::PathBuf,
     retain: usize,
@@ -1368,6 +1370,7 @@ impl Snapshotter {
         config: &Config,
         snap_dir: std::path::PathBuf,
         log_dir: std::path::PathBuf,
+        latest: DataTree,
     ) -> Snapshotter {
         // As ZooKeeper: a random point in [snapCount/2, snapCount), so the
         // servers of an ensemble do not all snapshot at once.
@@ -1380,6 +1383,7 @@ impl Snapshotter {
             threshold: half + nanos % half,
             since_last: 0,
             in_progress: Rc::new(Cell::new(false)),
+            latest,
             snap_dir,
             log_dir,
             retain: config.snap_retain_count.max(3),
@@ -1393,14 +1397,29 @@ impl Snapshotter {
         sessions: impl FnOnce() -> Vec<(SessionId, i32)>,
     ) {
         self.since_last += records;
+        self.latest = tree.clone();
         if self.since_last < self.threshold || self.in_progress.get() {
             return;
+        }
+        let _ = self.start(sessions);
+    }
+
+    /// Starts writing a snapshot of the newest committed tree in the
+    /// background (`csnp`, or the snapCount threshold); its zxid, or why
+    /// not.
+    fn start(
+        &mut self,
+        sessions: impl FnOnce() -> Vec<(SessionId, i32)>,
+    ) -> Result<i64, &'static str> {
+        if self.in_progress.get() {
+            return Err("a snapshot is being written already");
         }
         self.since_last = 0;
         self.in_progress.set(true);
         // One immutable version of the tree: consistent at one zxid, and the
         // pipeline goes on committing while it is written.
-        let tree = tree.clone();
+        let tree = self.latest.clone();
+        let snapshot_zxid = tree.last_zxid;
         // The sessions of the peer's latest commit, possibly a little newer
         // than `tree`: replaying the log from the snapshot's zxid creates and
         // closes sessions idempotently.
@@ -1447,7 +1466,55 @@ impl Snapshotter {
             in_progress.set(false);
         })
         .detach();
+        Ok(snapshot_zxid)
     }
+}
+
+thread_local! {
+    /// On core 0: the snapshotter, for `csnp`.
+    static SNAPSHOTTER: RefCell<Option<Rc<RefCell<Snapshotter>>>> = const { RefCell::new(None) };
+}
+
+/// `csnp`: starts a snapshot of the newest committed tree now, on core 0
+/// (None elsewhere). Ok(zxid) or why it was not started.
+pub(crate) fn snapshot_now(shard: &Shard) -> Option<Result<i64, &'static str>> {
+    let snapshots = SNAPSHOTTER.with(|s| s.borrow().clone())?;
+    let sessions = shard.with_peer(|p| p.sessions())?;
+    let result = snapshots.borrow_mut().start(|| sessions);
+    if let Ok(zxid) = result {
+        info!(
+            zxid = format_args!("0x{zxid:x}"),
+            "snapshot requested (csnp)"
+        );
+    }
+    Some(result)
+}
+
+/// `lgif`: what the log holds, in ClickHouse Keeper's terms (indexes are
+/// zxids, terms epochs).
+#[derive(Clone, Debug, Default)]
+pub struct LogInfo {
+    /// The first zxid of the oldest log segment on disk; 0 with none.
+    pub first_log_zxid: i64,
+    pub last_log_zxid: i64,
+    pub last_committed_zxid: i64,
+    /// The newest snapshot's zxid; -1 before the first.
+    pub last_snapshot_zxid: i64,
+}
+
+/// `lgif` on core 0 (None elsewhere).
+pub(crate) fn log_info(shard: &Shard) -> Option<LogInfo> {
+    let (last_log, committed) = shard.with_peer(|p| (p.last_logged(), p.tree().last_zxid))?;
+    let first = storage::recovery::segments(&shard.config.log_dir())
+        .ok()
+        .and_then(|segs| segs.iter().map(|(z, _)| *z).min())
+        .unwrap_or(0);
+    Some(LogInfo {
+        first_log_zxid: first,
+        last_log_zxid: last_log,
+        last_committed_zxid: committed,
+        last_snapshot_zxid: metrics::SERVER.snapshot_last_zxid.load(Ordering::Relaxed),
+    })
 }
 
 fn wall_ms() -> u64 {
@@ -1740,7 +1807,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 // The publisher: committed batches and serving changes to
                 // every core, in order. The peer's first outputs (a
                 // standalone server elects itself at once) are waiting.
-                let mut snapshots = Snapshotter::new(&config, snap_dir.clone(), log_dir.clone());
+                let snapshots = Rc::new(RefCell::new(Snapshotter::new(
+                    &config,
+                    snap_dir.clone(),
+                    log_dir.clone(),
+                    pcore.peer().tree().clone(),
+                )));
+                SNAPSHOTTER.with(|s| *s.borrow_mut() = Some(snapshots.clone()));
                 let publish_wake = tasks.publish_wake;
                 pcore.pump();
                 loop {
@@ -1748,9 +1821,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         let item: Published = Arc::new(item);
                         if let ToShard::Committed(batch) = &*item {
                             committed_zxid.store(batch.tree.last_zxid, Ordering::Release);
-                            snapshots.after_commit(batch.entries.len() as u64, &batch.tree, || {
-                                pcore.peer().sessions()
-                            });
+                            snapshots.borrow_mut().after_commit(
+                                batch.entries.len() as u64,
+                                &batch.tree,
+                                || pcore.peer().sessions(),
+                            );
                         }
                         for s in &senders {
                             if s.send(item.clone()).await.is_err() {

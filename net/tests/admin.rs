@@ -25,12 +25,14 @@ const COMMANDS: &[&str] = &[
     "configuration",
     "connection_stat_reset",
     "connections",
+    "create_snapshot",
     "dirs",
     "dump",
     "environment",
     "is_read_only",
     "last_snapshot",
     "leader",
+    "log_info",
     "monitor",
     "observer_connection_stat_reset",
     "observers",
@@ -512,6 +514,12 @@ fn every_listed_command_answers_json_in_zookeepers_envelope() {
     let names = linked_commands(&list.text(), "/commands");
     assert_eq!(names, COMMANDS, "{}", list.text());
     assert_eq!(get(port, "/commands/").text(), list.text());
+    // No snapshot yet: ZooKeeper's Long.toHexString(-1). (Asked before the
+    // loop below, whose create_snapshot writes one.)
+    assert_eq!(
+        command(port, "last_snapshot")["zxid"],
+        json!("ffffffffffffffff")
+    );
 
     for name in COMMANDS {
         let r = get(port, &format!("/commands/{name}"));
@@ -548,6 +556,8 @@ fn every_listed_command_answers_json_in_zookeepers_envelope() {
         ("dirs", "dirs"),
         ("isro", "is_read_only"),
         ("lsnp", "last_snapshot"),
+        ("csnp", "create_snapshot"),
+        ("lgif", "log_info"),
     ] {
         assert_eq!(command(port, alias)["command"], json!(primary), "{alias}");
     }
@@ -563,11 +573,6 @@ fn every_listed_command_answers_json_in_zookeepers_envelope() {
     assert_eq!(command(port, "zabstate")["voting"], json!(false));
     assert_eq!(command(port, "observers")["synced_observers"], json!(0));
     assert_eq!(command(port, "voting_view")["current_config"], json!({}));
-    // No snapshot yet: ZooKeeper's Long.toHexString(-1).
-    assert_eq!(
-        command(port, "last_snapshot")["zxid"],
-        json!("ffffffffffffffff")
-    );
 
     let health = get(port, "/health");
     assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
@@ -1019,4 +1024,66 @@ async fn ready_answers_503_until_recovery_is_done() {
     // made it before the kill).
     assert!(value(&m, "corral_recovery_transactions") >= 20_002.0);
     assert!(value(&m, "corral_recovery_duration_seconds") > 0.0);
+}
+
+/// ClickHouse Keeper's `csnp` and `lgif`, as four-letter words and admin
+/// commands: a snapshot taken on request at the last committed zxid, and
+/// the log's extent, which moves with writes and snapshots.
+#[tokio::test(flavor = "multi_thread")]
+async fn csnp_takes_a_snapshot_now_and_lgif_reports_the_log() {
+    let (mut server, port) = start();
+    let c = client(&server).await;
+    for i in 0..20 {
+        c.create(&format!("/csnp{i}"), b"x", OPEN).await.unwrap();
+    }
+    let fields = |text: &str| -> std::collections::BTreeMap<String, i64> {
+        text.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+            .collect()
+    };
+    let before = fields(&server.four_letter_word("lgif").unwrap());
+    assert_eq!(before["last_snapshot_idx"], 0, "{before:?}");
+    assert!(before["first_log_idx"] > 0, "{before:?}");
+    assert_eq!(before["last_log_idx"], before["last_committed_log_idx"]);
+    assert_eq!(before["last_log_term"], before["last_log_idx"] >> 32);
+
+    let answer = server.four_letter_word("csnp").unwrap();
+    let zxid: i64 = answer
+        .strip_prefix("Snapshot creation scheduled with last committed log index ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(zxid, before["last_committed_log_idx"]);
+    let file = server
+        .data_dir
+        .join("snap")
+        .join(format!("snapshot.{zxid:016x}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fields(&server.four_letter_word("lgif").unwrap())["last_snapshot_idx"] != zxid {
+        assert!(Instant::now() < deadline, "csnp wrote no snapshot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::fs::read_dir(server.data_dir.join("snap"))
+            .unwrap()
+            .any(|e| e.unwrap().path() == file),
+        "no {}",
+        file.display()
+    );
+
+    // The admin command: one more write, one more snapshot at its zxid.
+    let (stat, _) = c.create("/csnp-more", b"", OPEN).await.unwrap();
+    let v = command(port, "create_snapshot");
+    assert_eq!(v["scheduled"], json!(true), "{v}");
+    assert_eq!(v["zxid"], json!(format!("{:x}", stat.czxid)));
+    let info = command(port, "log_info");
+    assert_eq!(info["last_log_idx"], json!(stat.czxid), "{info}");
+
+    // A restart comes back from the requested snapshot plus the log.
+    drop(c);
+    server.restart();
+    let c = client(&server).await;
+    assert!(c.check_stat("/csnp19").await.unwrap().is_some());
+    assert!(c.check_stat("/csnp-more").await.unwrap().is_some());
 }

@@ -318,6 +318,9 @@ pub struct ServerMetrics {
     pub slow_requests: AtomicU64,
     /// Connections closed by enforce.auth.
     pub enforce_auth_refusals: AtomicU64,
+    /// Times a connection stopped being read because its session had too
+    /// many requests queued or too many reply bytes unread.
+    pub connections_throttled: AtomicU64,
     pub recovery_ms: AtomicU64,
     pub transactions_recovered: AtomicU64,
     cores: AtomicUsize,
@@ -355,6 +358,7 @@ impl ServerMetrics {
             tls_handshake_failures: AtomicU64::new(0),
             slow_requests: AtomicU64::new(0),
             enforce_auth_refusals: AtomicU64::new(0),
+            connections_throttled: AtomicU64::new(0),
             recovery_ms: AtomicU64::new(0),
             transactions_recovered: AtomicU64::new(0),
             cores: AtomicUsize::new(0),
@@ -809,6 +813,23 @@ pub fn render(r: &Render<'_>) -> String {
             ms as f64 / 1e3,
         );
     }
+    // ZooKeeper's leader-only gauges (its learner figures), when leading.
+    if let Some(figures) = crate::replica::leader_figures() {
+        for (name, v) in figures {
+            let help = match name {
+                "learners" => "Followers and observers connected to this leader.",
+                "synced_followers" => "Followers in sync with this leader.",
+                "synced_observers" => "Observers in sync with this leader.",
+                _ => "Learners being synchronised.",
+            };
+            e.gauge(name, help, v as f64);
+        }
+    }
+    e.counter(
+        "corral_connections_throttled_total",
+        "Times reading a connection paused because its session had too many requests queued or reply bytes unread.",
+        s.connections_throttled.load(Ordering::Relaxed) as f64,
+    );
     e.counter(
         "corral_sessions_expired_total",
         "Sessions closed by the server because their client went silent.",

@@ -1338,9 +1338,16 @@ async fn request_loop<S: ClientStream>(
             }
         }
         // Backpressure: stop reading while this session has too much queued.
-        while conn.queued() >= SESSION_OUTSTANDING_MAX
-            || conn.out.borrow().len() >= CONN_OUT_BYTES_HIGH
-        {
+        let throttled = || {
+            conn.queued() >= SESSION_OUTSTANDING_MAX
+                || conn.out.borrow().len() >= CONN_OUT_BYTES_HIGH
+        };
+        if throttled() {
+            metrics::SERVER
+                .connections_throttled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        while throttled() {
             if conn.closing.get() {
                 return Ok(());
             }

@@ -747,6 +747,7 @@ async fn commands_and_metrics_report_real_client_activity() {
         assert!(value(&m, "corral_group_commit_batch_bytes_sum") > 0.0);
         assert!(value(&m, "corral_write_latency_seconds_count") >= 7.0);
         assert_eq!(value(&m, "corral_sessions_expired_total"), 0.0);
+        assert_eq!(value(&m, "corral_connections_throttled_total"), 0.0);
 
         // stat_reset forgets the latency figures on every core.
         command(port, "stat_reset");
@@ -1086,4 +1087,41 @@ async fn csnp_takes_a_snapshot_now_and_lgif_reports_the_log() {
     let c = client(&server).await;
     assert!(c.check_stat("/csnp19").await.unwrap().is_some());
     assert!(c.check_stat("/csnp-more").await.unwrap().is_some());
+}
+
+/// A session that pipelines more writes than a session may have queued
+/// (1000) stops being read for a while; the pause is counted.
+#[test]
+fn a_flooding_session_is_throttled_and_counted() {
+    let (server, port) = start();
+    let mut s = common::raw::session(&server);
+    let mut create = Vec::new();
+    create.extend_from_slice(&1i32.to_be_bytes());
+    create.extend_from_slice(&1i32.to_be_bytes());
+    common::raw::put_str(&mut create, b"/flood");
+    common::raw::put_str(&mut create, b"");
+    create.extend_from_slice(&1i32.to_be_bytes());
+    create.extend_from_slice(&31i32.to_be_bytes());
+    common::raw::put_str(&mut create, b"world");
+    common::raw::put_str(&mut create, b"anyone");
+    create.extend_from_slice(&0i32.to_be_bytes());
+    let mut out = common::raw::frame(&create);
+    const N: i32 = 5000;
+    for xid in 2..N + 2 {
+        let mut set = Vec::new();
+        set.extend_from_slice(&xid.to_be_bytes());
+        set.extend_from_slice(&5i32.to_be_bytes());
+        common::raw::put_str(&mut set, b"/flood");
+        common::raw::put_str(&mut set, b"v");
+        set.extend_from_slice(&(-1i32).to_be_bytes());
+        out.extend_from_slice(&common::raw::frame(&set));
+    }
+    s.write_all(&out).unwrap();
+    for xid in 1..N + 2 {
+        let reply = common::raw::read_frame(&mut s);
+        assert_eq!(&reply[0..4], &xid.to_be_bytes(), "replies in order");
+        assert_eq!(&reply[12..16], &0i32.to_be_bytes());
+    }
+    let m = parse_prometheus(&get(port, "/metrics").text()).unwrap();
+    assert!(value(&m, "corral_connections_throttled_total") >= 1.0);
 }

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod kafka;
+mod watch;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -44,6 +45,10 @@ enum Workload {
     /// Kafka ZooKeeper-mode metadata: brokers, controller election, topics x
     /// partitions, then a controller failover (reports the failover time).
     Kafka,
+    /// --clients watcher sessions hold a data watch on one node that a
+    /// writer session changes with setData; latency from the write's reply
+    /// to each watcher's event, re-armed after every event; events/s.
+    Watch,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -106,6 +111,14 @@ struct Args {
     /// Worker threads of the client runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Server process ids (comma-separated): their CPU time (utime+stime
+    /// from /proc) is read at the exact start and end of the measured
+    /// window and reported as server CPU per operation, with their RSS.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
+    /// watch: the read that sets each watcher's watch.
+    #[arg(long, value_enum, default_value_t = watch::WatchOp::Get)]
+    watch_op: watch::WatchOp,
     #[arg(value_enum)]
     workload: Workload,
 }
@@ -210,7 +223,11 @@ fn request(xid: i32, workload: Workload, args: &Args, rng: &mut u64, value: &[u8
             b.put_jute_bool(true);
             b.put_jute_i32(-1);
         }
-        Workload::CreateDelete | Workload::Mixed | Workload::Kafka | Workload::SessionChurn => {
+        Workload::CreateDelete
+        | Workload::Mixed
+        | Workload::Kafka
+        | Workload::SessionChurn
+        | Workload::Watch => {
             unreachable!("handled by the caller")
         }
     }
@@ -559,12 +576,39 @@ async fn session_churn(
 }
 
 fn cpu_seconds() -> f64 {
-    // utime + stime of this process, from /proc (Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    proc_cpu_seconds("self")
+}
+
+/// utime + stime of a process, from /proc (Linux), in seconds; 0 if it is
+/// gone. Assumes the usual 100 clock ticks per second.
+fn proc_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The CPU seconds of all `pids`, summed.
+fn servers_cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter().map(|p| proc_cpu_seconds(&p.to_string())).sum()
+}
+
+/// The resident set of all `pids`, summed, in KiB (VmRSS), and their peaks
+/// (VmHWM).
+fn servers_rss_kib(pids: &[u32]) -> (u64, u64) {
+    let field = |status: &str, name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    pids.iter()
+        .map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
+        .map(|s| (field(&s, "VmRSS:"), field(&s, "VmHWM:")))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 fn main() -> Result<()> {
@@ -614,28 +658,15 @@ async fn run_kafka(args: &Args, addr: &str) -> Result<()> {
     Ok(())
 }
 
-async fn run(args: Arc<Args>) -> Result<()> {
-    let addrs: Vec<String> = args
-        .connect
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect();
-    if args.workload == Workload::Kafka {
-        return run_kafka(&args, &addrs[0]).await;
-    }
-    if !matches!(args.workload, Workload::CreateDelete) {
-        setup(&args, &addrs[0]).await?;
-    } else {
-        let mut a = (*args).clone();
-        a.keys = 0;
-        setup(&a, &addrs[0]).await?;
-    }
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let totals = Arc::new(Totals {
-        ops: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-    });
+/// Spawns one task per session for `args.workload` (open loop when
+/// `args.rate` is set).
+fn spawn_sessions(
+    args: &Arc<Args>,
+    addrs: &[String],
+    measuring: &Arc<AtomicBool>,
+    stop: &Arc<AtomicBool>,
+    totals: &Arc<Totals>,
+) -> Vec<tokio::task::JoinHandle<Result<Tally>>> {
     let mut tasks = Vec::new();
     for i in 0..args.clients {
         let addr = addrs[i % addrs.len()].clone();
@@ -659,9 +690,22 @@ async fn run(args: Arc<Args>) -> Result<()> {
             (_, None) => tokio::spawn(session(a, addr, i, m, st, t)),
         });
     }
+    tasks
+}
+
+/// The timing every workload shares: `args.warmup` unmeasured, then
+/// `args.duration` measured (with a live line on a terminal), then `stop`.
+/// Returns the measured seconds and the CPU seconds spent meanwhile.
+async fn measure_window(
+    args: &Args,
+    measuring: &AtomicBool,
+    stop: &AtomicBool,
+    totals: &Totals,
+) -> Window {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     measuring.store(true, Ordering::Relaxed);
     let cpu0 = cpu_seconds();
+    let server_cpu0 = servers_cpu_seconds(&args.server_pids);
     let t0 = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last = 0;
@@ -682,44 +726,143 @@ async fn run(args: Arc<Args>) -> Result<()> {
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
+    let server_cpu = servers_cpu_seconds(&args.server_pids) - server_cpu0;
+    let (server_rss_kib, server_rss_peak_kib) = servers_rss_kib(&args.server_pids);
     stop.store(true, Ordering::Relaxed);
     if tty {
         eprintln!();
     }
-    let mut all = Tally::new()?;
-    for t in tasks {
-        all.add(t.await??)?;
+    Window {
+        elapsed,
+        cpu,
+        server_cpu,
+        server_rss_kib,
+        server_rss_peak_kib,
     }
-    let Tally { hist, ops, errors } = all;
-    let rate = ops as f64 / elapsed;
+}
+
+/// What `measure_window` measured besides the operations.
+struct Window {
+    elapsed: f64,
+    /// This process's CPU seconds.
+    cpu: f64,
+    /// The `--server-pids` CPU seconds (0 without them).
+    server_cpu: f64,
+    server_rss_kib: u64,
+    server_rss_peak_kib: u64,
+}
+
+impl Window {
+    /// The server-side figures, merged into the JSON summary.
+    fn server_json(&self, args: &Args, ops: u64) -> serde_json::Value {
+        if args.server_pids.is_empty() {
+            return serde_json::json!({});
+        }
+        serde_json::json!({
+            "server_pids": args.server_pids,
+            "server_cpu_s": self.server_cpu,
+            "server_cpu_us_per_op": if ops > 0 { self.server_cpu * 1e6 / ops as f64 } else { 0.0 },
+            "server_rss_kib": self.server_rss_kib,
+            "server_rss_peak_kib": self.server_rss_peak_kib,
+        })
+    }
+}
+
+fn new_flags() -> (Arc<AtomicBool>, Arc<AtomicBool>, Arc<Totals>) {
+    (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Totals {
+            ops: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }),
+    )
+}
+
+/// Latency percentiles in ms, the JSON object every workload reports.
+fn latency_json(hist: &Histogram<u64>) -> serde_json::Value {
     let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
-    println!("workload     {:?}", args.workload);
-    println!("servers      {}", args.connect);
-    println!(
-        "sessions     {} x {} in flight, value {} B, keys {}",
-        args.clients, args.inflight, args.value_size, args.keys
-    );
-    println!(
-        "throughput   {:.0} ops/s ({} ops in {:.1} s)",
-        rate, ops, elapsed
-    );
-    println!(
-        "latency ms   p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+    serde_json::json!({
+        "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999),
+        "max": hist.max() as f64 / 1000.0,
+    })
+}
+
+fn latency_line(hist: &Histogram<u64>) -> String {
+    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    format!(
+        "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
         q(0.5),
         q(0.9),
         q(0.99),
         q(0.999),
         hist.max() as f64 / 1000.0
-    );
+    )
+}
+
+fn errors_json(errors: &std::collections::BTreeMap<i32, u64>) -> serde_json::Value {
+    serde_json::json!(errors
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect::<std::collections::BTreeMap<_, _>>())
+}
+
+/// Prints the summary and writes the JSON (`extra` is merged into it).
+fn report(
+    args: &Args,
+    all: Tally,
+    window: &Window,
+    extra_lines: &[String],
+    extra: serde_json::Value,
+) -> Result<()> {
+    let Tally { hist, ops, errors } = all;
+    let (elapsed, cpu) = (window.elapsed, window.cpu);
+    let rate = ops as f64 / elapsed;
+    let unit = if args.workload == Workload::Watch {
+        "events"
+    } else {
+        "ops"
+    };
+    println!("workload     {:?}", args.workload);
+    println!("servers      {}", args.connect);
+    if args.workload == Workload::Watch {
+        println!(
+            "sessions     {} watchers ({:?} watch) + 1 writer, value {} B",
+            args.clients, args.watch_op, args.value_size
+        );
+    } else {
+        println!(
+            "sessions     {} x {} in flight, value {} B, keys {}",
+            args.clients, args.inflight, args.value_size, args.keys
+        );
+    }
+    println!("throughput   {rate:.0} {unit}/s ({ops} {unit} in {elapsed:.1} s)");
+    println!("latency ms   {}", latency_line(&hist));
+    for l in extra_lines {
+        println!("{l}");
+    }
     println!(
         "loadgen cpu  {:.2} s ({:.2} us/op)",
         cpu,
         if ops > 0 { cpu * 1e6 / ops as f64 } else { 0.0 }
     );
+    if !args.server_pids.is_empty() {
+        println!(
+            "server cpu   {:.2} s ({:.2} us/op), rss {} MiB",
+            window.server_cpu,
+            if ops > 0 {
+                window.server_cpu * 1e6 / ops as f64
+            } else {
+                0.0
+            },
+            window.server_rss_kib / 1024
+        );
+    }
     if !errors.is_empty() {
         println!("errors       {errors:?}");
     }
-    let json = serde_json::json!({
+    let server = window.server_json(args, ops);
+    let mut json = serde_json::json!({
         "workload": format!("{:?}", args.workload).to_lowercase(),
         "servers": args.connect,
         "clients": args.clients,
@@ -729,12 +872,98 @@ async fn run(args: Arc<Args>) -> Result<()> {
         "duration_s": elapsed,
         "ops": ops,
         "ops_per_s": rate,
-        "latency_ms": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": hist.max() as f64 / 1000.0 },
-        "errors": errors.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "latency_ms": latency_json(&hist),
+        "errors": errors_json(&errors),
         "loadgen_cpu_s": cpu,
     });
+    for more in [server, extra] {
+        if let (Some(o), serde_json::Value::Object(e)) = (json.as_object_mut(), more) {
+            o.extend(e);
+        }
+    }
     if let Some(p) = &args.json {
         std::fs::write(p, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(())
+}
+
+/// Creates the root path and, except for workloads that make their own
+/// nodes, the keys.
+async fn prepare(args: &Arc<Args>, addr: &str) -> Result<()> {
+    match args.workload {
+        Workload::CreateDelete | Workload::Watch => {
+            let mut a = (**args).clone();
+            a.keys = 0;
+            setup(&a, addr).await?;
+            if args.workload == Workload::Watch {
+                let mut s = connect(addr).await?;
+                let (err, _) = call(&mut s, create_request(1, &watch::node(args), b"", 0)).await?;
+                if err != 0 && err != -110 {
+                    bail!("create {}: error {err}", watch::node(args));
+                }
+            }
+            Ok(())
+        }
+        _ => setup(args, addr).await,
+    }
+}
+
+async fn run(args: Arc<Args>) -> Result<()> {
+    let addrs: Vec<String> = args
+        .connect
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    if args.workload == Workload::Kafka {
+        return run_kafka(&args, &addrs[0]).await;
+    }
+    prepare(&args, &addrs[0]).await?;
+    match args.workload {
+        Workload::Watch => run_watch(args, addrs).await,
+        _ => {
+            let (measuring, stop, totals) = new_flags();
+            let tasks = spawn_sessions(&args, &addrs, &measuring, &stop, &totals);
+            let window = measure_window(&args, &measuring, &stop, &totals).await;
+            let mut all = Tally::new()?;
+            for t in tasks {
+                all.add(t.await??)?;
+            }
+            report(&args, all, &window, &[], serde_json::json!({}))
+        }
+    }
+}
+
+async fn run_watch(args: Arc<Args>, addrs: Vec<String>) -> Result<()> {
+    let (measuring, stop, totals) = new_flags();
+    let task = tokio::spawn(watch::run(
+        args.clone(),
+        addrs,
+        measuring.clone(),
+        stop.clone(),
+        totals.clone(),
+    ));
+    let window = measure_window(&args, &measuring, &stop, &totals).await;
+    let elapsed = window.elapsed;
+    let m = task.await??;
+    let lines = vec![
+        format!(
+            "writes       {} ({:.0}/s), each fired {} events; {} events arrived before the write's reply",
+            m.writes,
+            m.writes as f64 / elapsed,
+            args.clients,
+            m.events_before_reply
+        ),
+        format!("from send ms {}", latency_line(&m.from_send)),
+    ];
+    let extra = serde_json::json!({
+        "watchers": args.clients,
+        "watch_op": format!("{:?}", args.watch_op).to_lowercase(),
+        "events": m.tally.ops,
+        "events_per_s": m.tally.ops as f64 / elapsed,
+        "writes": m.writes,
+        "writes_per_s": m.writes as f64 / elapsed,
+        "events_before_reply": m.events_before_reply,
+        "latency_from_send_ms": latency_json(&m.from_send),
+    });
+    report(&args, m.tally, &window, &lines, extra)
 }

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod kafka;
+mod ramp;
 mod watch;
 
 #[global_allocator]
@@ -49,6 +50,10 @@ enum Workload {
     /// writer session changes with setData; latency from the write's reply
     /// to each watcher's event, re-armed after every event; events/s.
     Watch,
+    /// Open loop at a rising offered rate (--ramp-*) for the --base
+    /// workload until p99 exceeds --sla-p99-ms or the achieved rate falls
+    /// short of the offered one; reports the highest sustained rate.
+    Ramp,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -119,6 +124,28 @@ struct Args {
     /// watch: the read that sets each watcher's watch.
     #[arg(long, value_enum, default_value_t = watch::WatchOp::Get)]
     watch_op: watch::WatchOp,
+    /// ramp: the workload whose offered rate rises (read, write, mixed, exists, ...).
+    #[arg(long, value_enum, default_value_t = Workload::Read)]
+    base: Workload,
+    /// ramp: the offered rate of the first step, requests/s over all sessions.
+    #[arg(long, default_value_t = 5000.0)]
+    ramp_start: f64,
+    /// ramp: each step offers this many times the rate of the one before.
+    #[arg(long, default_value_t = 1.5)]
+    ramp_factor: f64,
+    /// ramp: measured seconds per step (each step also warms up --warmup s).
+    #[arg(long, default_value_t = 5.0)]
+    ramp_step: f64,
+    /// ramp: at most this many steps.
+    #[arg(long, default_value_t = 20)]
+    ramp_steps_max: usize,
+    /// ramp: a step whose p99 exceeds this fails and ends the ramp.
+    #[arg(long, default_value_t = 10.0)]
+    sla_p99_ms: f64,
+    /// ramp: a step that achieves less than this fraction of its offered
+    /// rate fails and ends the ramp (the server or the client saturated).
+    #[arg(long, default_value_t = 0.95)]
+    ramp_shortfall: f64,
     #[arg(value_enum)]
     workload: Workload,
 }
@@ -227,7 +254,8 @@ fn request(xid: i32, workload: Workload, args: &Args, rng: &mut u64, value: &[u8
         | Workload::Mixed
         | Workload::Kafka
         | Workload::SessionChurn
-        | Workload::Watch => {
+        | Workload::Watch
+        | Workload::Ramp => {
             unreachable!("handled by the caller")
         }
     }
@@ -904,6 +932,11 @@ async fn prepare(args: &Arc<Args>, addr: &str) -> Result<()> {
             }
             Ok(())
         }
+        Workload::Ramp => {
+            let mut a = (**args).clone();
+            a.workload = args.base;
+            Box::pin(prepare(&Arc::new(a), addr)).await
+        }
         _ => setup(args, addr).await,
     }
 }
@@ -920,6 +953,7 @@ async fn run(args: Arc<Args>) -> Result<()> {
     prepare(&args, &addrs[0]).await?;
     match args.workload {
         Workload::Watch => run_watch(args, addrs).await,
+        Workload::Ramp => ramp::run(args, addrs).await,
         _ => {
             let (measuring, stop, totals) = new_flags();
             let tasks = spawn_sessions(&args, &addrs, &measuring, &stop, &totals);

@@ -144,3 +144,41 @@ fn watch_counts_every_event_with_its_latency() {
         assert!(r["errors"].as_object().unwrap().is_empty(), "{r}");
     }
 }
+
+#[test]
+fn ramp_reports_each_step_and_the_sustained_rate() {
+    let server = server_or_skip!();
+    let r = loadgen(
+        &server,
+        &[
+            "--clients",
+            "2",
+            "--inflight",
+            "4",
+            "--keys",
+            "10",
+            "--warmup",
+            "0.2",
+            "--ramp-start",
+            "200",
+            "--ramp-factor",
+            "2",
+            "--ramp-step",
+            "0.5",
+            "--ramp-steps-max",
+            "2",
+            "--sla-p99-ms",
+            "1000",
+            "--ramp-shortfall",
+            "0.5",
+            "--base",
+            "read",
+            "ramp",
+        ],
+    );
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{r}");
+    assert_eq!(steps[1]["offered_per_s"].as_f64(), Some(400.0), "{r}");
+    assert!(steps.iter().all(|s| s["passed"] == true), "{r}");
+    assert!(r["sustained_ops_per_s"].as_f64().unwrap() > 100.0, "{r}");
+}

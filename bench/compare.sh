@@ -4,6 +4,10 @@
 # corral-loadgen runs. Prints a markdown table. Usage:
 #   bench/compare.sh [DURATION_S] [CLIENTS] [INFLIGHT]
 # Needs: apt-get install zookeeper; cargo build --release -p net -p loadgen
+# The Rust driver does the same and more (server CPU over the exact measured
+# window, RSS, ratios, plots, a page in docs/benchmarks/, --ensemble):
+#   cargo run -p bench --release -- compare --duration 8
+# This script stays as the quick dependency-free table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-8}; clients=${2:-32}; inflight=${3:-16}

@@ -1,1 +1,360 @@
-fn main() {}
+//! bench: corral against Apache ZooKeeper 3.8 on the same machine in the
+//! same run. `compare` starts both (standalone, or three-server ensembles
+//! with `--ensemble`) from one zoo.cfg, warms ZooKeeper's JIT, runs the same
+//! corral-loadgen matrix against each (workload by workload, alternating
+//! servers so a machine that gets busier part-way hurts both alike), takes
+//! the server CPU per operation and RSS from /proc (loadgen samples them at
+//! the exact edges of its measured window), and writes
+//! docs/benchmarks/<date>.md with the table, the ratios and SVG plots.
+//! `report` redraws the page and plots from a run's saved JSON.
+//!
+//! # Layout
+//! - `servers` — starting ZooKeeper and corral processes, readiness, teardown.
+//! - `report` — the markdown page and the machine description.
+//! - `plot` — the SVG charts (plotters).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+mod plot;
+mod report;
+mod servers;
+
+use servers::{Cluster, Kind, ServerOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "bench", about = "corral vs Apache ZooKeeper 3.8, side by side")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start both servers, run the loadgen matrix against each, write the page.
+    Compare(Box<CompareArgs>),
+    /// Redraw the page and plots from a saved results JSON.
+    Report {
+        /// The <name>.json a compare run wrote.
+        results: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct CompareArgs {
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 8.0)]
+    duration: f64,
+    /// loadgen's unmeasured warm-up per run, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Sessions.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Requests in flight per session.
+    #[arg(long, default_value_t = 16)]
+    inflight: usize,
+    #[arg(long, default_value_t = 1024)]
+    value_size: usize,
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// loadgen workloads, in order.
+    #[arg(long, value_delimiter = ',', default_value = "read,write,mixed")]
+    workloads: Vec<String>,
+    /// Servers to measure, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "zookeeper,corral"
+    )]
+    servers: Vec<Kind>,
+    /// Three-server ensembles instead of standalone servers (corral then
+    /// runs --cores 1 per server unless --corral-cores says otherwise).
+    #[arg(long)]
+    ensemble: bool,
+    /// tickTime in both servers' zoo.cfg.
+    #[arg(long, default_value_t = 2000)]
+    tick_time_ms: u32,
+    /// Heap of each ZooKeeper JVM (-Xms and -Xmx); default 2g standalone, 1g per ensemble server.
+    #[arg(long)]
+    zk_heap: Option<String>,
+    /// Unmeasured seconds of read and then write load on ZooKeeper before
+    /// measuring, so its JIT has compiled the hot paths.
+    #[arg(long, default_value_t = 5.0)]
+    zk_jit_warmup: f64,
+    #[arg(
+        long,
+        default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar"
+    )]
+    zk_classpath: String,
+    /// corral's --cores per server (0: corral's default, every core).
+    #[arg(long)]
+    corral_cores: Option<usize>,
+    #[arg(long, default_value = "target/release/corral")]
+    corral_bin: PathBuf,
+    #[arg(long, default_value = "target/release/corral-loadgen")]
+    loadgen_bin: PathBuf,
+    /// Where the page, the plots and the JSON go.
+    #[arg(long, default_value = "docs/benchmarks")]
+    out_dir: PathBuf,
+    /// File name stem; default <YYYY-MM-DD> (standalone) or <YYYY-MM-DD>-ensemble.
+    #[arg(long)]
+    name: Option<String>,
+    /// Keep the servers' data directories and logs (the path is printed).
+    #[arg(long)]
+    keep: bool,
+}
+
+/// One loadgen run against one server (or ensemble).
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub server: String,
+    pub workload: String,
+    pub ops_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub server_cpu_us_per_op: f64,
+    pub server_rss_mib: f64,
+    pub errors: u64,
+}
+
+impl Row {
+    fn from_loadgen(server: &str, workload: &str, j: &serde_json::Value) -> Result<Row> {
+        let f = |v: &serde_json::Value| v.as_f64().context("loadgen JSON: missing number");
+        let lat = &j["latency_ms"];
+        Ok(Row {
+            server: server.to_string(),
+            workload: workload.to_string(),
+            ops_per_s: f(&j["ops_per_s"])?,
+            p50_ms: f(&lat["p50"])?,
+            p90_ms: f(&lat["p90"])?,
+            p99_ms: f(&lat["p99"])?,
+            p999_ms: f(&lat["p999"])?,
+            max_ms: f(&lat["max"])?,
+            server_cpu_us_per_op: f(&j["server_cpu_us_per_op"])?,
+            server_rss_mib: f(&j["server_rss_kib"])? / 1024.0,
+            errors: j["errors"]
+                .as_object()
+                .map(|e| e.values().filter_map(|v| v.as_u64()).sum())
+                .unwrap_or(0),
+        })
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server": self.server, "workload": self.workload, "ops_per_s": self.ops_per_s,
+            "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p99_ms": self.p99_ms,
+            "p999_ms": self.p999_ms, "max_ms": self.max_ms,
+            "server_cpu_us_per_op": self.server_cpu_us_per_op,
+            "server_rss_mib": self.server_rss_mib, "errors": self.errors,
+        })
+    }
+
+    pub fn from_json(j: &serde_json::Value) -> Result<Row> {
+        let f = |k: &str| j[k].as_f64().with_context(|| format!("results JSON: {k}"));
+        let s = |k: &str| {
+            j[k].as_str()
+                .map(str::to_string)
+                .with_context(|| format!("results JSON: {k}"))
+        };
+        Ok(Row {
+            server: s("server")?,
+            workload: s("workload")?,
+            ops_per_s: f("ops_per_s")?,
+            p50_ms: f("p50_ms")?,
+            p90_ms: f("p90_ms")?,
+            p99_ms: f("p99_ms")?,
+            p999_ms: f("p999_ms")?,
+            max_ms: f("max_ms")?,
+            server_cpu_us_per_op: f("server_cpu_us_per_op")?,
+            server_rss_mib: f("server_rss_mib")?,
+            errors: j["errors"].as_u64().unwrap_or(0),
+        })
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Compare(args) => compare(*args),
+        Cmd::Report { results } => {
+            let j: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(&results)
+                    .with_context(|| format!("read {}", results.display()))?,
+            )?;
+            let dir = results.parent().unwrap_or(Path::new("."));
+            let name = results
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .context("results file name")?;
+            report::write(dir, name, &j)
+        }
+    }
+}
+
+/// Runs loadgen once; returns its JSON summary.
+fn loadgen(
+    args: &CompareArgs,
+    cluster: &Cluster,
+    workload: &str,
+    duration: f64,
+    warmup: f64,
+    json: &Path,
+) -> Result<serde_json::Value> {
+    let pids: Vec<String> = cluster.pids().iter().map(|p| p.to_string()).collect();
+    let out = Command::new(&args.loadgen_bin)
+        .arg("--connect")
+        .arg(cluster.connect())
+        .args(["--clients", &args.clients.to_string()])
+        .args(["--inflight", &args.inflight.to_string()])
+        .args(["--duration", &duration.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--value-size", &args.value_size.to_string()])
+        .args(["--keys", &args.keys.to_string()])
+        .args(["--server-pids", &pids.join(",")])
+        .arg("--json")
+        .arg(json)
+        .arg(workload)
+        .output()
+        .with_context(|| format!("run {}", args.loadgen_bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "loadgen {workload} against {} failed: {}{}",
+            cluster.kind.name(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_str(&std::fs::read_to_string(json)?)?)
+}
+
+fn compare(mut args: CompareArgs) -> Result<()> {
+    for bin in [&args.corral_bin, &args.loadgen_bin] {
+        if !bin.exists() {
+            bail!(
+                "{} is missing: cargo build --release -p net -p loadgen",
+                bin.display()
+            );
+        }
+    }
+    if args.servers.contains(&Kind::Zookeeper) {
+        for jar in args.zk_classpath.split(':') {
+            if !Path::new(jar).exists() {
+                bail!("{jar} is missing: apt-get install zookeeper (Debian's 3.8)");
+            }
+        }
+    }
+    let size = if args.ensemble { 3 } else { 1 };
+    let opts = ServerOptions {
+        corral_bin: args.corral_bin.clone(),
+        zk_classpath: args.zk_classpath.clone(),
+        zk_heap: args
+            .zk_heap
+            .clone()
+            .unwrap_or_else(|| if args.ensemble { "1g" } else { "2g" }.to_string()),
+        tick_time_ms: args.tick_time_ms,
+        // Three servers share this machine's cores: one each.
+        corral_cores: args
+            .corral_cores
+            .unwrap_or(if args.ensemble { 1 } else { 0 }),
+    };
+    let date = report::today();
+    let name = args.name.clone().unwrap_or_else(|| {
+        if args.ensemble {
+            format!("{date}-ensemble")
+        } else {
+            date.clone()
+        }
+    });
+    args.name = Some(name.clone());
+    let work = std::env::temp_dir().join(format!("corral-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let loadavg_before = report::loadavg();
+    // Every server starts before any measurement, and the runs alternate
+    // between them workload by workload: an idle server costs next to
+    // nothing, and a machine that gets busier part-way (it is shared)
+    // then hurts both sides alike.
+    let mut clusters = Vec::new();
+    for &kind in &args.servers {
+        eprintln!("starting {} x{size}", kind.name());
+        clusters.push(Cluster::start(kind, size, &opts, &work)?);
+    }
+    let json = work.join("run.json");
+    for c in &clusters {
+        if c.kind == Kind::Zookeeper && args.zk_jit_warmup > 0.0 {
+            eprintln!(
+                "warming ZooKeeper's JIT ({} s read, {} s write)",
+                args.zk_jit_warmup, args.zk_jit_warmup
+            );
+            for w in ["read", "write"] {
+                loadgen(&args, c, w, args.zk_jit_warmup, 0.0, &json)?;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for w in &args.workloads {
+        for c in &clusters {
+            let server = if c.size() > 1 {
+                format!("{} x{}", c.kind.name(), c.size())
+            } else {
+                c.kind.name().to_string()
+            };
+            eprintln!("{server}: {w}, {} s", args.duration);
+            let j = loadgen(&args, c, w, args.duration, args.warmup, &json)?;
+            let row = Row::from_loadgen(&server, w, &j)?;
+            eprintln!(
+                "  {:.0} ops/s, p99 {:.2} ms, {:.1} us CPU/op, {} errors",
+                row.ops_per_s, row.p99_ms, row.server_cpu_us_per_op, row.errors
+            );
+            rows.push(row);
+        }
+    }
+    let peaks: Vec<(String, f64)> = clusters
+        .iter()
+        .map(|c| (c.kind.name().to_string(), report::peak_rss_mib(&c.pids())))
+        .collect();
+    drop(clusters);
+    if args.keep {
+        eprintln!("kept {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let results = serde_json::json!({
+        "meta": report::meta(&args_json(&args), &loadavg_before, &peaks),
+        "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+    });
+    std::fs::create_dir_all(&args.out_dir)?;
+    let path = args.out_dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    report::write(&args.out_dir, &name, &results)?;
+    println!("{}", report::table(&rows));
+    eprintln!(
+        "wrote {}",
+        args.out_dir.join(format!("{name}.md")).display()
+    );
+    Ok(())
+}
+
+/// The run's settings, kept with its results.
+fn args_json(a: &CompareArgs) -> serde_json::Value {
+    serde_json::json!({
+        "duration_s": a.duration, "warmup_s": a.warmup, "clients": a.clients,
+        "inflight": a.inflight, "value_size": a.value_size, "keys": a.keys,
+        "workloads": a.workloads, "ensemble": a.ensemble, "tick_time_ms": a.tick_time_ms,
+        "zk_heap": a.zk_heap.clone().unwrap_or_else(|| if a.ensemble { "1g" } else { "2g" }.to_string()),
+        "zk_jit_warmup_s": a.zk_jit_warmup,
+        "corral_cores": a.corral_cores.unwrap_or(if a.ensemble { 1 } else { 0 }),
+        "servers": a.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "command": format!(
+            "cargo run -p bench --release -- {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ),
+    })
+}

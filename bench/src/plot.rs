@@ -1,0 +1,203 @@
+//! SVG charts of a compare run, drawn with plotters: throughput per
+//! workload (one bar per server), and latency percentiles per workload on a
+//! log scale. Labels under the bars are placed by hand: plotters chooses
+//! its own tick positions on a numeric axis, which need not fall on a bar.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::Row;
+
+fn color(server: &str) -> RGBColor {
+    if server.starts_with("zookeeper") {
+        RGBColor(214, 96, 77)
+    } else {
+        RGBColor(33, 102, 172)
+    }
+}
+
+fn distinct<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in it {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plotting: {e:?}")
+}
+
+/// Grouped bars: ops/s per workload, one bar per server, value on top.
+pub fn throughput(path: &Path, rows: &[Row], ensemble: bool) -> Result<()> {
+    let workloads = distinct(rows.iter().map(|r| r.workload.as_str()));
+    let servers = distinct(rows.iter().map(|r| r.server.as_str()));
+    let top = rows.iter().map(|r| r.ops_per_s).fold(1.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Throughput, corral vs ZooKeeper 3.8 ({})",
+                if ensemble { "3 servers" } else { "standalone" }
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..workloads.len() as f64, 0f64..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .x_label_formatter(&|_| String::new())
+        .y_desc("operations per second")
+        .y_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
+        .draw()
+        .map_err(err)?;
+    let width = 0.8 / servers.len().max(1) as f64;
+    for (k, server) in servers.iter().enumerate() {
+        let c = color(server);
+        let bars: Vec<(f64, f64)> = workloads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                rows.iter()
+                    .find(|r| r.workload == *w && r.server == *server)
+                    .map(|r| (i as f64 + 0.1 + k as f64 * width, r.ops_per_s))
+            })
+            .collect();
+        chart
+            .draw_series(bars.iter().map(|&(x, v)| {
+                Rectangle::new([(x + 0.01, 0.0), (x + width - 0.01, v)], c.filled())
+            }))
+            .map_err(err)?
+            .label(*server)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], c.filled()));
+        let on_top = TextStyle::from(("sans-serif", 13).into_font())
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart
+            .draw_series(bars.iter().map(|&(x, v)| {
+                Text::new(
+                    format!("{:.0}k", v / 1000.0),
+                    (x + width / 2.0, v),
+                    on_top.clone(),
+                )
+            }))
+            .map_err(err)?;
+    }
+    let below =
+        TextStyle::from(("sans-serif", 16).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, w) in workloads.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        root.draw(&Text::new(w.to_string(), (px, py + 8), below.clone()))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One panel per workload: p50, p90, p99, p99.9 and max on a log scale,
+/// one line per server.
+pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
+    const LABELS: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+    let points = |r: &Row| [r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms];
+    let workloads = distinct(rows.iter().map(|r| r.workload.as_str()));
+    let servers = distinct(rows.iter().map(|r| r.server.as_str()));
+    let all = rows.iter().flat_map(points).filter(|v| *v > 0.0);
+    let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if hi > 0.0 {
+        (lo / 1.5, hi * 1.5)
+    } else {
+        (0.01, 1.0)
+    };
+    let width = 330 * workloads.len().max(1) as u32;
+    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (title, body) = root.split_vertically(40);
+    title
+        .draw(&Text::new(
+            "Latency percentiles (ms, log scale)",
+            (width as i32 / 2, 10),
+            TextStyle::from(("sans-serif", 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(err)?;
+    let panels = body.split_evenly((1, workloads.len().max(1)));
+    for (panel, w) in panels.iter().zip(&workloads) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(*w, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(-0.3f64..4.3f64, (lo..hi).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .x_label_formatter(&|_| String::new())
+            .y_label_formatter(&|v| {
+                if *v >= 1.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .draw()
+            .map_err(err)?;
+        for server in &servers {
+            let Some(r) = rows
+                .iter()
+                .find(|r| r.workload == *w && r.server == *server)
+            else {
+                continue;
+            };
+            let c = color(server);
+            let pts: Vec<(f64, f64)> = points(r)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, v.max(lo)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(*server)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(err)?;
+        }
+        let below =
+            TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, l) in LABELS.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64, lo));
+            root.draw(&Text::new(l.to_string(), (px, py + 6), below.clone()))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}

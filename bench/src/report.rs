@@ -1,0 +1,302 @@
+//! The page a compare run leaves in docs/benchmarks/: what ran, on what
+//! machine, the table, corral/ZooKeeper ratios and the plots.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::Row;
+
+/// Today's date (UTC) as YYYY-MM-DD, from the system clock.
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's
+/// `civil_from_days`, valid for the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The sum of the processes' peak RSS (VmHWM), MiB.
+pub fn peak_rss_mib(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .sum::<f64>()
+        / 1024.0
+}
+
+fn first_line(path: &str, prefix: &str) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn git(args: &[&str]) -> String {
+    std::process::Command::new("git")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// What ran, where, and how busy the machine was.
+pub fn meta(
+    args: &serde_json::Value,
+    loadavg_before: &str,
+    peak_rss: &[(String, f64)],
+) -> serde_json::Value {
+    serde_json::json!({
+        "date": today(),
+        "args": args,
+        "commit": git(&["rev-parse", "--short", "HEAD"]),
+        "tree_dirty": !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty(),
+        "cpu": first_line("/proc/cpuinfo", "model name"),
+        "vcpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "mem": format!(
+            "{:.0} GiB",
+            first_line("/proc/meminfo", "MemTotal")
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.0)
+                / (1024.0 * 1024.0)
+        ),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "loadavg_before": loadavg_before,
+        "loadavg_after": loadavg(),
+        "peak_rss_mib": peak_rss.iter().map(|(k, v)| serde_json::json!({"server": k, "mib": v})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| server | workload | ops/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU µs/op | server RSS MiB | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} | {} |",
+            r.server,
+            r.workload,
+            r.ops_per_s,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.max_ms,
+            r.server_cpu_us_per_op,
+            r.server_rss_mib,
+            r.errors
+        );
+    }
+    s
+}
+
+/// corral against ZooKeeper, workload by workload, where both ran.
+fn ratios(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| workload | throughput corral/ZooKeeper | p99 ZooKeeper/corral | server CPU per op ZooKeeper/corral |\n\
+         |---|---|---|---|\n",
+    );
+    let mut workloads: Vec<&str> = Vec::new();
+    for r in rows {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+    }
+    for w in workloads {
+        let find = |k: &str| {
+            rows.iter()
+                .find(|r| r.workload == w && r.server.starts_with(k))
+        };
+        if let (Some(z), Some(c)) = (find("zookeeper"), find("corral")) {
+            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+            let _ = writeln!(
+                s,
+                "| {w} | {:.1}x | {:.1}x | {:.1}x |",
+                ratio(c.ops_per_s, z.ops_per_s),
+                ratio(z.p99_ms, c.p99_ms),
+                ratio(z.server_cpu_us_per_op, c.server_cpu_us_per_op)
+            );
+        }
+    }
+    s
+}
+
+/// Writes <dir>/<name>.md and its plots from a results JSON.
+pub fn write(dir: &Path, name: &str, results: &serde_json::Value) -> Result<()> {
+    let rows: Vec<Row> = results["rows"]
+        .as_array()
+        .map(|a| a.iter().map(Row::from_json).collect::<Result<_>>())
+        .transpose()?
+        .unwrap_or_default();
+    let meta = &results["meta"];
+    let a = &meta["args"];
+    let ensemble = a["ensemble"].as_bool().unwrap_or(false);
+    let throughput_svg = format!("{name}-throughput.svg");
+    let latency_svg = format!("{name}-latency.svg");
+    crate::plot::throughput(&dir.join(&throughput_svg), &rows, ensemble)?;
+    crate::plot::latency(&dir.join(&latency_svg), &rows)?;
+    let cores = a["corral_cores"].as_u64().unwrap_or(0);
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# corral vs Apache ZooKeeper 3.8, {} ({})\n",
+        if ensemble {
+            "three-server ensembles"
+        } else {
+            "standalone"
+        },
+        meta["date"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(
+        md,
+        "Generated by the bench driver; every figure below comes from this command, \
+         at commit {}{}:\n\n```sh\ncargo build --release -p net -p loadgen\n{}\n```\n",
+        meta["commit"].as_str().unwrap_or("?"),
+        if meta["tree_dirty"].as_bool().unwrap_or(false) {
+            " (with uncommitted changes in the tree)"
+        } else {
+            ""
+        },
+        a["command"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(
+        md,
+        "## Machine\n\n{} vCPUs ({}), {} of memory, Linux {}. The load generator, \
+         the server(s) and anything else running share these cores, so saturated \
+         throughput understates the servers; server CPU per operation \
+         (utime+stime from /proc/PID/stat over the measured window, divided by \
+         the operations measured) is the fairer comparison. Load average before \
+         the run: {}; after: {}.\n",
+        meta["vcpus"],
+        meta["cpu"].as_str().unwrap_or("?"),
+        meta["mem"].as_str().unwrap_or("?"),
+        meta["kernel"].as_str().unwrap_or("?"),
+        meta["loadavg_before"].as_str().unwrap_or("?"),
+        meta["loadavg_after"].as_str().unwrap_or("?"),
+    );
+    let _ = writeln!(
+        md,
+        "## Configuration\n\n\
+         - Both servers read the same zoo.cfg (only ports and dataDir differ): \
+         tickTime={}, forceSync=yes, maxClientCnxns=0, no admin server{}.\n\
+         - ZooKeeper: Debian's 3.8 jars, `java -Xms{h} -Xmx{h} -cp ... QuorumPeerMain zoo.cfg`, \
+         its JIT warmed by {} s of read and {} s of write load before anything is measured.\n\
+         - corral: `corral server --zoo-cfg zoo.cfg`{}.\n\
+         - corral-loadgen: {} sessions x {} requests in flight{}, {} B values, {} keys; \
+         {} s warm-up then {} s measured per run; `mixed` is 90 % getData, 10 % setData.\n\
+         - All servers start first; then each workload runs against each server in turn.\n",
+        a["tick_time_ms"],
+        if ensemble {
+            ", three servers on 127.0.0.1 (initLimit=10, syncLimit=5)"
+        } else {
+            ""
+        },
+        a["zk_jit_warmup_s"],
+        a["zk_jit_warmup_s"],
+        if cores > 0 {
+            format!(" `--cores {cores}`")
+        } else {
+            " (every core)".to_string()
+        },
+        a["clients"],
+        a["inflight"],
+        if ensemble {
+            ", spread over the three servers"
+        } else {
+            ""
+        },
+        a["value_size"],
+        a["keys"],
+        a["warmup_s"],
+        a["duration_s"],
+        h = a["zk_heap"].as_str().unwrap_or("?"),
+    );
+    let _ = writeln!(md, "## Results\n\n{}", table(&rows));
+    if ensemble {
+        let _ = writeln!(
+            md,
+            "CPU and RSS are summed over the three servers of an ensemble.\n"
+        );
+    }
+    let _ = writeln!(
+        md,
+        "Ratios (above 1 means corral is better):\n\n{}",
+        ratios(&rows)
+    );
+    if let Some(peaks) = meta["peak_rss_mib"].as_array() {
+        let list: Vec<String> = peaks
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.0} MiB",
+                    p["server"].as_str().unwrap_or("?"),
+                    p["mib"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "Peak RSS over the whole run (VmHWM): {}.\n",
+            list.join(", ")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "## Plots\n\n![throughput per workload]({throughput_svg})\n\n\
+         ![latency percentiles per workload]({latency_svg})\n\n\
+         Raw results: [{name}.json]({name}.json); `cargo run -p bench --release -- report \
+         docs/benchmarks/{name}.json` redraws this page and the plots from them."
+    );
+    std::fs::write(dir.join(format!("{name}.md")), md)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+    }
+}

@@ -1,0 +1,213 @@
+//! Starting and stopping the servers under test: Apache ZooKeeper 3.8 (a
+//! plain `java -cp ... QuorumPeerMain zoo.cfg`, as Debian packages it) and
+//! corral (`corral server --zoo-cfg`), standalone or as a three-server
+//! ensemble on 127.0.0.1. Both read the same zoo.cfg text, differing only
+//! in ports and data directories, so the configuration is equivalent by
+//! construction: same tickTime, forceSync on, no admin server.
+//!
+//! Every process started here is killed when its `Cluster` is dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Zookeeper,
+    Corral,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Zookeeper => "zookeeper",
+            Kind::Corral => "corral",
+        }
+    }
+}
+
+/// How to run each kind of server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub corral_bin: PathBuf,
+    /// Colon-separated jars for ZooKeeper.
+    pub zk_classpath: String,
+    /// -Xms/-Xmx of each ZooKeeper JVM, e.g. "2g".
+    pub zk_heap: String,
+    pub tick_time_ms: u32,
+    /// corral's --cores per server; 0 leaves corral's default (every core).
+    pub corral_cores: usize,
+}
+
+pub struct Cluster {
+    pub kind: Kind,
+    children: Vec<Child>,
+    ports: Vec<u16>,
+    dirs: Vec<PathBuf>,
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Sends a four-letter word and reads the whole answer.
+pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(word.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The zoo.cfg both kinds read.
+fn zoo_cfg(dir: &Path, port: u16, tick_time_ms: u32, servers: &str) -> String {
+    format!(
+        "tickTime={tick_time_ms}\n\
+         initLimit=10\n\
+         syncLimit=5\n\
+         dataDir={}\n\
+         clientPort={port}\n\
+         clientPortAddress=127.0.0.1\n\
+         4lw.commands.whitelist=*\n\
+         admin.enableServer=false\n\
+         maxClientCnxns=0\n\
+         forceSync=yes\n\
+         {servers}",
+        dir.display()
+    )
+}
+
+impl Cluster {
+    /// Starts `size` servers (1: standalone; 3: an ensemble) of `kind` with
+    /// their files under `work`, and waits until each one serves.
+    pub fn start(kind: Kind, size: usize, opts: &ServerOptions, work: &Path) -> Result<Cluster> {
+        let mut servers = String::new();
+        if size > 1 {
+            for i in 1..=size {
+                servers += &format!("server.{i}=127.0.0.1:{}:{}\n", free_port()?, free_port()?);
+            }
+        }
+        let mut c = Cluster {
+            kind,
+            children: Vec::new(),
+            ports: Vec::new(),
+            dirs: Vec::new(),
+        };
+        for i in 1..=size {
+            let dir = work.join(format!("{}{i}", kind.name()));
+            std::fs::create_dir_all(&dir)?;
+            if size > 1 {
+                std::fs::write(dir.join("myid"), format!("{i}\n"))?;
+            }
+            let port = free_port()?;
+            let cfg = dir.join("zoo.cfg");
+            std::fs::write(&cfg, zoo_cfg(&dir, port, opts.tick_time_ms, &servers))?;
+            let log = std::fs::File::create(dir.join("server.log"))?;
+            let mut cmd = match kind {
+                Kind::Zookeeper => {
+                    let mut cmd = Command::new("java");
+                    cmd.arg(format!("-Xms{}", opts.zk_heap))
+                        .arg(format!("-Xmx{}", opts.zk_heap))
+                        .arg("-cp")
+                        .arg(&opts.zk_classpath)
+                        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+                        .arg(&cfg);
+                    cmd
+                }
+                Kind::Corral => {
+                    let mut cmd = Command::new(&opts.corral_bin);
+                    cmd.arg("server").arg("--zoo-cfg").arg(&cfg);
+                    if opts.corral_cores > 0 {
+                        cmd.arg("--cores").arg(opts.corral_cores.to_string());
+                    }
+                    cmd
+                }
+            };
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("start {}", kind.name()))?;
+            c.children.push(child);
+            c.ports.push(port);
+            c.dirs.push(dir);
+        }
+        c.wait_serving(Duration::from_secs(60))?;
+        Ok(c)
+    }
+
+    fn wait_serving(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        for i in 0..self.ports.len() {
+            loop {
+                if let Some(status) = self.children[i].try_wait()? {
+                    bail!(
+                        "{} server {} exited with {status}:\n{}",
+                        self.kind.name(),
+                        i + 1,
+                        self.log_tail(i)
+                    );
+                }
+                let mode = four_letter_word(self.ports[i], "srvr").and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+                });
+                if matches!(mode.as_deref(), Some("standalone" | "leader" | "follower")) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "{} server {} does not serve after {timeout:?}:\n{}",
+                        self.kind.name(),
+                        i + 1,
+                        self.log_tail(i)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self, i: usize) -> String {
+        let log = std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// host:port of every server, comma-separated (loadgen's --connect).
+    pub fn connect(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+
+    pub fn size(&self) -> usize {
+        self.children.len()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -16,11 +16,19 @@ from kazoo.client import KazooClient
 
 import rawzk
 import servers
-from conftest import start_server
 from rawzk import RawClient, buf, i32, ustr
 
 ENFORCE = ["enforce.auth.enabled=true", "enforce.auth.schemes=digest"]
 SESSION_CLOSED_REQUIRE_SASL = -124
+
+
+def start_server(kind, **kwargs):
+    """As conftest's (not imported: pytest may load another conftest module
+    under that name when it collects net/tests/kazoo/ensemble too)."""
+    cls = servers.SERVERS[kind]
+    if not cls.available():
+        pytest.skip(f"TARGET={kind}: {cls.unavailable_reason()}")
+    return cls(**kwargs).start()
 
 
 @pytest.fixture(scope="module")

@@ -112,19 +112,13 @@ pub fn throughput(path: &Path, rows: &[Row], ensemble: bool) -> Result<()> {
 }
 
 /// One panel per workload: p50, p90, p99, p99.9 and max on a log scale,
-/// one line per server.
+/// one line per server. A percentile of 0 (an event that came before its
+/// write's reply) is drawn at the panel's floor.
 pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
     const LABELS: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
     let points = |r: &Row| [r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms];
     let workloads = distinct(rows.iter().map(|r| r.workload.as_str()));
     let servers = distinct(rows.iter().map(|r| r.server.as_str()));
-    let all = rows.iter().flat_map(points).filter(|v| *v > 0.0);
-    let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if hi > 0.0 {
-        (lo / 1.5, hi * 1.5)
-    } else {
-        (0.01, 1.0)
-    };
     let width = 330 * workloads.len().max(1) as u32;
     let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -138,6 +132,19 @@ pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
         .map_err(err)?;
     let panels = body.split_evenly((1, workloads.len().max(1)));
     for (panel, w) in panels.iter().zip(&workloads) {
+        // Each panel its own range: a watch event can take microseconds
+        // where a write takes tens of milliseconds.
+        let (lo, hi) = rows
+            .iter()
+            .filter(|r| r.workload == *w)
+            .flat_map(points)
+            .filter(|v| *v > 0.0)
+            .fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if hi > 0.0 {
+            (lo / 1.5, hi * 1.5)
+        } else {
+            (0.001, 1.0)
+        };
         let mut chart = ChartBuilder::on(panel)
             .caption(*w, ("sans-serif", 18))
             .margin(12)
@@ -150,11 +157,15 @@ pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
             .disable_x_mesh()
             .x_labels(0)
             .x_label_formatter(&|_| String::new())
+            .y_labels(6)
+            .max_light_lines(2)
             .y_label_formatter(&|v| {
                 if *v >= 1.0 {
                     format!("{v:.0}")
-                } else {
+                } else if *v >= 0.01 {
                     format!("{v:.2}")
+                } else {
+                    format!("{v:.3}")
                 }
             })
             .draw()

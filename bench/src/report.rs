@@ -250,6 +250,17 @@ pub fn write(dir: &Path, name: &str, results: &serde_json::Value) -> Result<()> 
         h = a["zk_heap"].as_str().unwrap_or("?"),
     );
     let _ = writeln!(md, "## Results\n\n{}", table(&rows));
+    if rows.iter().any(|r| r.workload == "watch") {
+        let _ = writeln!(
+            md,
+            "`watch`: --clients watcher sessions hold a getData watch on one node that one \
+             writer session changes with setData, one write at a time once every watcher has \
+             re-armed; ops/s are events delivered per second, latency runs from the write's \
+             reply to each event (an event that arrives before the writer's reply counts as \
+             0), server CPU is per event. loadgen's own JSON also has the latency from the \
+             write's send.\n"
+        );
+    }
     if ensemble {
         let _ = writeln!(
             md,

@@ -60,6 +60,8 @@ pub struct SimConfig {
     pub faults: bool,
     /// Small, so syncs by SNAP and history trimming happen.
     pub history_max: usize,
+    /// Sometimes small too, so the byte bound is what trims.
+    pub history_bytes_max: usize,
     /// Keep a trace of events, printed with a failure.
     pub trace: bool,
 }
@@ -78,6 +80,10 @@ impl SimConfig {
             settle_ms: 12_000,
             faults: true,
             history_max: [16, 64, 100_000][rng.below(3) as usize],
+            // Drawn last: earlier draws, and so each seed's shape, stay
+            // what they were before this bound existed.
+            history_bytes_max: [crate::constants::HISTORY_BYTES_MAX, 4096, 1024]
+                [rng.below(3) as usize],
             trace: false,
         }
     }
@@ -261,6 +267,7 @@ impl Sim {
         zab.sync_limit = 5;
         zab.finalize_wait_ms = 50;
         zab.history_max = cfg.history_max;
+        zab.history_bytes_max = cfg.history_bytes_max;
         zab.rounds_in_flight_max = 4;
         zab.batch_records_max = 8;
         let ids: Vec<ServerId> = voters.into_iter().chain(observers).collect();
@@ -1335,6 +1342,7 @@ mod tests {
                 settle_ms: 3_000,
                 faults: false,
                 history_max: 100,
+                history_bytes_max: crate::constants::HISTORY_BYTES_MAX,
                 trace: false,
             };
             let r = Sim::new(cfg).run().unwrap();
@@ -1359,6 +1367,7 @@ mod tests {
             settle_ms: 0,
             faults: false,
             history_max: 100,
+            history_bytes_max: crate::constants::HISTORY_BYTES_MAX,
             trace: false,
         };
         let mut sim = Sim::new(cfg);

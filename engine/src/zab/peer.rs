@@ -39,6 +39,8 @@ struct Core {
     /// Logged records, oldest first: covers `(history_floor, last_logged]`.
     history: VecDeque<Record>,
     history_floor: i64,
+    /// Payload bytes of `history`, bounded by `cfg.history_bytes_max`.
+    history_bytes: usize,
     /// The election round, kept across roles.
     clock: u64,
     /// Ids of forwarded requests, unique across roles: an outcome for a
@@ -93,22 +95,38 @@ impl Core {
             );
             self.last_logged = z.0;
         }
+        self.history_bytes += fresh.iter().map(|(_, b)| b.len()).sum::<usize>();
         self.history.extend(fresh.iter().cloned());
         self.out.push(Output::Append(fresh));
     }
 
-    /// Drops the oldest history once it is both committed and beyond the
-    /// bound, so the uncommitted tail is always there to sync from.
+    /// Drops the oldest history once it is both committed and beyond
+    /// either bound (count or bytes), so the uncommitted tail is always
+    /// there to sync from.
     fn trim_history(&mut self, committed: i64) {
-        while self.history.len() > self.cfg.history_max {
+        while self.history.len() > self.cfg.history_max
+            || self.history_bytes > self.cfg.history_bytes_max
+        {
             match self.history.front() {
-                Some((z, _)) if *z <= committed => {
+                Some((z, bytes)) if *z <= committed => {
                     self.history_floor = *z;
+                    self.history_bytes -= bytes.len();
                     self.history.pop_front();
                 }
                 _ => break,
             }
         }
+        debug_assert_eq!(
+            self.history_bytes,
+            self.history.iter().map(|(_, b)| b.len()).sum::<usize>()
+        );
+    }
+
+    /// Forgets the whole history (a SNAP replaced the state).
+    fn clear_history(&mut self, floor: i64) {
+        self.history.clear();
+        self.history_bytes = 0;
+        self.history_floor = floor;
     }
 
     /// Logged records after `zxid`.
@@ -291,6 +309,7 @@ impl Peer {
             .unwrap_or(durable.tree.last_zxid)
             .max(durable.tree.last_zxid);
         let history_floor = durable.snapshot_zxid;
+        let history_bytes = durable.records.iter().map(|(_, b)| b.len()).sum();
         let mut core = Core {
             id,
             accepted_epoch: durable.accepted_epoch,
@@ -301,6 +320,7 @@ impl Peer {
             durable: last_logged,
             history: durable.records.into(),
             history_floor,
+            history_bytes,
             clock: 0,
             next_request: 1,
             vote: Vote {
@@ -372,6 +392,11 @@ impl Peer {
 
     pub fn last_logged(&self) -> i64 {
         self.core.last_logged
+    }
+
+    /// Records kept to sync learners with a DIFF, and their payload bytes.
+    pub fn history_size(&self) -> (usize, usize) {
+        (self.core.history.len(), self.core.history_bytes)
     }
 
     /// The tree reads are served from.
@@ -1266,8 +1291,7 @@ impl Follower {
                 core.tree = tree.clone();
                 core.sessions = sessions.iter().copied().collect();
                 core.last_logged = tree.last_zxid;
-                core.history.clear();
-                core.history_floor = tree.last_zxid;
+                core.clear_history(tree.last_zxid);
                 core.out.push(Output::InstallSnapshot { tree, sessions });
             }
             Message::Diff { records, committed } if self.phase == FollowerPhase::Syncing => {

@@ -1,0 +1,274 @@
+//! Scripted ensembles for protocol corner cases. Unlike the simulator
+//! (`crate::sim`), nothing here is random: every message is delivered in
+//! order as soon as the sender is done, every log write is durable at once,
+//! and a test cuts servers off by name. Each test tells one story.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Durable, Message, Output, Peer, PeerState, ServerId, ZabConfig};
+use crate::acl::AuthInfo;
+use crate::op::WriteOp;
+use crate::pipeline::{CommittedEntry, Origin, Outcome, Submission};
+use crate::types::{opcode, Acl, SessionId};
+
+/// The simulated time one `run` step advances.
+const STEP_MS: u64 = 10;
+
+struct Ensemble {
+    peers: BTreeMap<ServerId, Peer>,
+    now: u64,
+    /// Servers cut off from everyone: what they send or are sent is lost.
+    cut: BTreeSet<ServerId>,
+    /// Committed entries each server published, in order.
+    published: BTreeMap<ServerId, Vec<CommittedEntry>>,
+    in_flight: VecDeque<(ServerId, ServerId, Message)>,
+    next_conn: u64,
+}
+
+impl Ensemble {
+    fn new(voters: u64, tweak: impl Fn(&mut ZabConfig)) -> Ensemble {
+        let ids: Vec<ServerId> = (1..=voters).collect();
+        let mut cfg = ZabConfig::ensemble(ids.clone(), Vec::new());
+        cfg.tick_ms = 100;
+        cfg.finalize_wait_ms = 50;
+        tweak(&mut cfg);
+        let mut e = Ensemble {
+            peers: BTreeMap::new(),
+            now: 0,
+            cut: BTreeSet::new(),
+            published: BTreeMap::new(),
+            in_flight: VecDeque::new(),
+            next_conn: 1,
+        };
+        for id in ids {
+            let peer = Peer::new(id, cfg.clone(), Durable::empty(false), 0);
+            e.peers.insert(id, peer);
+            e.published.insert(id, Vec::new());
+        }
+        e.pump();
+        e
+    }
+
+    fn peer(&mut self, id: ServerId) -> &mut Peer {
+        self.peers.get_mut(&id).expect("known server")
+    }
+
+    /// Carries out outputs and delivers messages until nothing moves.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            let ids: Vec<ServerId> = self.peers.keys().copied().collect();
+            for id in ids {
+                let outputs = self.peer(id).take_outputs();
+                moved |= !outputs.is_empty();
+                let mut durable = Vec::new();
+                for o in outputs {
+                    match o {
+                        Output::Send { to, msg } => {
+                            if !self.cut.contains(&id) && !self.cut.contains(&to) {
+                                self.in_flight.push_back((id, to, msg));
+                            }
+                        }
+                        Output::Append(records) => {
+                            durable.push(records.last().expect("not empty").0);
+                        }
+                        Output::InstallSnapshot { tree, .. } => durable.push(tree.last_zxid),
+                        Output::TruncateAndRestart { .. } => {
+                            panic!("server {id}: a scripted ensemble does not truncate")
+                        }
+                        Output::Committed(batch) => {
+                            let published = self.published.get_mut(&id).expect("known");
+                            published.extend(batch.entries);
+                        }
+                        Output::PersistEpochs { .. } | Output::Serving(_) => {}
+                    }
+                }
+                let now = self.now;
+                for z in durable {
+                    self.peer(id).persisted(z, now);
+                }
+            }
+            if let Some((from, to, msg)) = self.in_flight.pop_front() {
+                let now = self.now;
+                self.peer(to).receive(from, msg, now);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Advances the time by `ms`, ticking every server.
+    fn run(&mut self, ms: u64) {
+        for _ in 0..ms.div_ceil(STEP_MS) {
+            self.now += STEP_MS;
+            let now = self.now;
+            for p in self.peers.values_mut() {
+                p.tick(now);
+            }
+            self.pump();
+        }
+    }
+
+    fn leader(&self) -> ServerId {
+        let leaders: Vec<ServerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.leading_epoch().is_some() && p.serving())
+            .map(|(&id, _)| id)
+            .collect();
+        assert_eq!(leaders.len(), 1, "one serving leader: {leaders:?}");
+        leaders[0]
+    }
+
+    fn followers(&self) -> Vec<ServerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.state() == PeerState::Following)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    fn origin(&mut self) -> Origin {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        Origin {
+            core: 0,
+            conn,
+            xid: 1,
+            reads_ahead: false,
+        }
+    }
+
+    /// Submits on `server` and returns the outcome that server publishes
+    /// for it, if any (None: not taken, or not done yet).
+    fn request(&mut self, server: ServerId, submission: Submission) -> Option<Outcome> {
+        let mut submission = submission;
+        let conn = submission.origin_mut().conn;
+        let now = self.now;
+        if !self.peer(server).submit(submission, now) {
+            return None;
+        }
+        self.pump();
+        self.published[&server]
+            .iter()
+            .find(|e| e.origin.is_some_and(|o| o.conn == conn))
+            .map(|e| e.outcome.clone())
+    }
+
+    fn connect(&mut self, server: ServerId) -> SessionId {
+        let origin = self.origin();
+        let outcome = self.request(
+            server,
+            Submission::CreateSession {
+                origin,
+                timeout_ms: 30_000,
+            },
+        );
+        match outcome {
+            Some(Outcome::SessionCreated { session, .. }) => session,
+            o => panic!("connect through {server}: {o:?}"),
+        }
+    }
+
+    fn write(&mut self, server: ServerId, session: SessionId, op: WriteOp) -> Option<Outcome> {
+        let origin = self.origin();
+        let auth = Arc::new(AuthInfo::default());
+        self.request(
+            server,
+            Submission::Write {
+                origin,
+                session,
+                op,
+                auth,
+            },
+        )
+    }
+}
+
+fn create(path: &str) -> WriteOp {
+    WriteOp::Create {
+        opcode: opcode::CREATE,
+        path: path.into(),
+        data: Some(Bytes::new()),
+        acl: vec![Acl::world_all()],
+        flags: 0,
+        ttl: -1,
+    }
+}
+
+fn set_data(path: &str, len: usize) -> WriteOp {
+    WriteOp::SetData {
+        path: path.into(),
+        data: Some(Bytes::from(vec![b'x'; len])),
+        version: -1,
+    }
+}
+
+fn is_ok(outcome: Option<Outcome>) -> bool {
+    matches!(outcome, Some(Outcome::Reply(Ok(_))))
+}
+
+#[test]
+fn a_quiet_ensemble_elects_one_leader() {
+    let mut e = Ensemble::new(3, |_| {});
+    e.run(1_000);
+    let leader = e.leader();
+    assert_eq!(e.followers().len(), 2, "leader {leader}");
+}
+
+/// The DIFF history was bounded by its count only (`commitLogCount`,
+/// 100,000 records by default): with 1 KiB records that pinned 100 MB on
+/// every server. It is now bounded by bytes as well, and whichever bound is
+/// reached first trims it, but only ever the committed part: a learner that
+/// syncs must still be sent every transaction not known to be committed.
+#[test]
+fn history_is_bounded_by_bytes_as_well_as_count() {
+    const BYTES_MAX: usize = 64 * 1024;
+    let mut e = Ensemble::new(3, |c| {
+        c.history_max = 100_000;
+        c.history_bytes_max = BYTES_MAX;
+    });
+    e.run(1_000);
+    let leader = e.leader();
+    let s = e.connect(leader);
+    assert!(is_ok(e.write(leader, s, create("/n"))));
+    for _ in 0..200 {
+        assert!(is_ok(e.write(leader, s, set_data("/n", 1024))));
+    }
+    for (&id, p) in &e.peers {
+        let (records, bytes) = p.history_size();
+        assert!(
+            bytes <= BYTES_MAX,
+            "server {id}: {records} records of {bytes} bytes kept"
+        );
+        // Trimmed by bytes, not to nothing: 1 KiB records, ~60 of them.
+        assert!(records >= 50, "server {id}: {records} records kept");
+    }
+
+    // With the followers cut off nothing commits: the leader keeps every
+    // uncommitted record, beyond the byte bound.
+    let (records_before, _) = e.peers[&leader].history_size();
+    for f in e.followers() {
+        e.cut.insert(f);
+    }
+    let writes: Vec<Submission> = (0..100)
+        .map(|_| Submission::Write {
+            origin: e.origin(),
+            session: s,
+            op: set_data("/n", 1024),
+            auth: Arc::new(AuthInfo::default()),
+        })
+        .collect();
+    let now = e.now;
+    assert_eq!(e.peer(leader).submit_many(writes, now), 100);
+    e.pump();
+    let (records, bytes) = e.peers[&leader].history_size();
+    assert_eq!(records, records_before + 100);
+    assert!(bytes > 100 * 1024, "{bytes} bytes");
+    assert!(e.peers[&leader].rounds_in_flight() > 0);
+}

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                 total.truncs += r.truncs;
                 total.snaps += r.snaps;
                 total.pauses += r.pauses;
+                total.sessions_moved += r.sessions_moved;
             }
             Ok(Err(e)) => {
                 failed += 1;
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, pauses {}, connection resets {}, follower syncs {} (TRUNC {}, SNAP {}), events {}",
+        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, pauses {}, connection resets {}, follower syncs {} (TRUNC {}, SNAP {}), sessions moved {}, events {}",
         args.count,
         total.acked_writes,
         total.syncs_checked,
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         total.diffs,
         total.truncs,
         total.snaps,
+        total.sessions_moved,
         total.events
     );
     if failed == 0 {

@@ -104,6 +104,9 @@ pub struct Report {
     pub truncs: usize,
     pub snaps: usize,
     pub connection_resets: usize,
+    /// Requests refused with SessionMoved (on a connection the client had
+    /// left), counted whoever they were for.
+    pub sessions_moved: usize,
     pub events: u64,
 }
 
@@ -1102,6 +1105,10 @@ impl Sim {
         outcome: Outcome,
     ) -> Result<(), String> {
         let c = (origin.conn & 0xffff) as usize;
+        let session_moved = outcome == Outcome::Reply(Err(crate::types::ErrorCode::SessionMoved));
+        if session_moved {
+            self.report.sessions_moved += 1;
+        }
         if self.clients[c].server != Some(server) || self.clients[c].conn != origin.conn {
             return Ok(()); // an earlier connection's reply
         }
@@ -1161,6 +1168,11 @@ impl Sim {
                         )));
                     }
                 }
+            }
+            // The server closes the connection instead of replying (as
+            // ZooKeeper's FinalRequestProcessor); the client reconnects.
+            (_, Outcome::Reply(Err(crate::types::ErrorCode::SessionMoved))) => {
+                self.connection_lost(c);
             }
             (ClientOp::Close, Outcome::Reply(_)) => {
                 self.clients[c].session = None;

@@ -471,3 +471,99 @@ async fn without_a_quorum_read_only_clients_can_still_read() {
     let c = connect(&e.members[alone].addr()).await;
     c.create("/after", b"", OPEN).await.unwrap();
 }
+
+/// A raw client on server `at`: connects (a new session when `session` is
+/// 0, else a re-attach) and returns the socket, the session id and its
+/// password. Panics if the session is not live.
+fn raw_session(
+    e: &Ensemble,
+    at: usize,
+    session: i64,
+    password: &[u8],
+) -> (TcpStream, i64, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", e.members[at].client_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&common::raw::connect_request(0, 10_000, session, password))
+        .unwrap();
+    // protocolVersion, timeOut, sessionId, passwd (length + 16 bytes).
+    let reply = common::raw::read_frame(&mut s);
+    let timeout = i32::from_be_bytes(reply[4..8].try_into().unwrap());
+    assert!(
+        timeout > 0,
+        "session live through server {}",
+        e.members[at].id
+    );
+    let id = i64::from_be_bytes(reply[8..16].try_into().unwrap());
+    (s, id, reply[20..36].to_vec())
+}
+
+/// setData(path, data, version -1) with `xid`, on a raw connection.
+fn raw_set_data(s: &mut TcpStream, xid: i32, path: &str, data: &[u8]) {
+    let mut body = Vec::new();
+    body.extend_from_slice(&xid.to_be_bytes());
+    body.extend_from_slice(&5i32.to_be_bytes()); // setData
+    common::raw::put_str(&mut body, path.as_bytes());
+    common::raw::put_str(&mut body, data);
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    s.write_all(&common::raw::frame(&body)).unwrap();
+}
+
+/// The error code of a reply to `xid` (header: xid, zxid, err).
+fn raw_reply_err(s: &mut TcpStream, xid: i32) -> i32 {
+    let reply = common::raw::read_frame(s);
+    assert_eq!(&reply[..4], &xid.to_be_bytes(), "reply to xid {xid}");
+    i32::from_be_bytes(reply[12..16].try_into().unwrap())
+}
+
+/// A client attached through follower A re-attaches its session through
+/// follower B (as after a timeout on A), and a write then arrives on the
+/// connection to A it left. As on ZooKeeper, the leader knows the session
+/// moved to B and refuses the write (SessionMoved); A closes the stale
+/// connection without a reply, and the session goes on through B.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_on_a_connection_the_session_left_closes_it() {
+    let e = blocking(|| Ensemble::start(3, "", &["--cores", "1"]));
+    let leader = blocking(|| e.wait_leader());
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    let (mut on_a, session, password) = blocking(|| raw_session(&e, a, 0, &[0u8; 16]));
+    raw_set_data(&mut on_a, 1, "/", b"");
+    assert_eq!(
+        blocking(|| raw_reply_err(&mut on_a, 1)),
+        0,
+        "a write through A"
+    );
+    let c = connect(&e.members[b].addr()).await;
+    c.create("/moved", b"0", OPEN).await.unwrap();
+
+    let (mut on_b, _, _) = blocking(|| raw_session(&e, b, session, &password));
+    raw_set_data(&mut on_a, 2, "/moved", b"stale");
+    let mut buf = [0u8; 64];
+    let read = blocking(|| std::io::Read::read(&mut on_a, &mut buf));
+    let closed = match &read {
+        Ok(n) => *n == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    assert!(
+        closed,
+        "A closes the stale connection without a reply: {read:?}"
+    );
+    raw_set_data(&mut on_b, 1, "/moved", b"b");
+    assert_eq!(
+        blocking(|| raw_reply_err(&mut on_b, 1)),
+        0,
+        "the session lives on through B"
+    );
+    for m in &e.members {
+        let c = connect(&m.addr()).await;
+        c.sync("/").await.unwrap();
+        assert_eq!(
+            c.get_data("/moved").await.unwrap().0,
+            b"b",
+            "server {}",
+            m.id
+        );
+    }
+}

@@ -440,7 +440,7 @@ impl Peer {
             Role::Leading(l) => {
                 let p = l.pipeline.as_mut().expect("serving leader has a pipeline");
                 for submission in submissions {
-                    p.submit(submission, now_ms);
+                    p.submit_from(submission, self.core.id, now_ms);
                     taken += 1;
                 }
                 l.flush(&mut self.core);
@@ -878,7 +878,9 @@ impl Leader {
                     xid: origin.xid,
                     reads_ahead: false,
                 };
-                self.pipeline().submit(submission, core.now);
+                // The learner it came through owns the request, as
+                // ZooKeeper's `LearnerHandler` is its requests' owner.
+                self.pipeline().submit_from(submission, from, core.now);
                 self.flush(core);
                 Next::Stay
             }

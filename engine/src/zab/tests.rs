@@ -12,7 +12,7 @@ use super::{Durable, Message, Output, Peer, PeerState, ServerId, ZabConfig};
 use crate::acl::AuthInfo;
 use crate::op::WriteOp;
 use crate::pipeline::{CommittedEntry, Origin, Outcome, Submission};
-use crate::types::{opcode, Acl, SessionId};
+use crate::types::{opcode, Acl, ErrorCode, SessionId};
 
 /// The simulated time one `run` step advances.
 const STEP_MS: u64 = 10;
@@ -118,7 +118,7 @@ impl Ensemble {
         let leaders: Vec<ServerId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.leading_epoch().is_some() && p.serving())
+            .filter(|(id, p)| p.leading_epoch().is_some() && p.serving() && !self.cut.contains(id))
             .map(|(&id, _)| id)
             .collect();
         assert_eq!(leaders.len(), 1, "one serving leader: {leaders:?}");
@@ -128,7 +128,7 @@ impl Ensemble {
     fn followers(&self) -> Vec<ServerId> {
         self.peers
             .iter()
-            .filter(|(_, p)| p.state() == PeerState::Following)
+            .filter(|(id, p)| p.state() == PeerState::Following && !self.cut.contains(id))
             .map(|(&id, _)| id)
             .collect()
     }
@@ -173,6 +173,36 @@ impl Ensemble {
             Some(Outcome::SessionCreated { session, .. }) => session,
             o => panic!("connect through {server}: {o:?}"),
         }
+    }
+
+    /// Re-attaches `session` through `server`; true if it is live.
+    fn reattach(&mut self, server: ServerId, session: SessionId) -> bool {
+        let origin = self.origin();
+        let password = crate::session::password(session).to_vec();
+        let outcome = self.request(
+            server,
+            Submission::Reattach {
+                origin,
+                session,
+                password,
+            },
+        );
+        match outcome {
+            Some(Outcome::Reattached { timeout_ms, .. }) => timeout_ms.is_some(),
+            o => panic!("re-attach through {server}: {o:?}"),
+        }
+    }
+
+    fn sync(&mut self, server: ServerId, session: SessionId) -> Option<Outcome> {
+        let origin = self.origin();
+        self.request(
+            server,
+            Submission::Sync {
+                origin,
+                session,
+                path: "/".into(),
+            },
+        )
     }
 
     fn write(&mut self, server: ServerId, session: SessionId, op: WriteOp) -> Option<Outcome> {
@@ -271,4 +301,79 @@ fn history_is_bounded_by_bytes_as_well_as_count() {
     assert_eq!(records, records_before + 100);
     assert!(bytes > 100 * 1024, "{bytes} bytes");
     assert!(e.peers[&leader].rounds_in_flight() > 0);
+}
+
+fn moved(outcome: Option<Outcome>) -> bool {
+    outcome == Some(Outcome::Reply(Err(ErrorCode::SessionMoved)))
+}
+
+/// A client attached through follower A loses patience with it and
+/// re-attaches its session through follower B; a write it had sent on the
+/// connection to A reaches A afterwards. As in ZooKeeper (the leader's
+/// `SessionTrackerImpl` owner, `PrepRequestProcessor.checkSession`), the
+/// leader knows the session now belongs to B and fails that write with
+/// SessionMoved instead of applying it behind the client's back; A then
+/// closes the stale connection. The session itself lives on through B.
+#[test]
+fn a_write_on_the_connection_a_session_left_fails_with_session_moved() {
+    let mut e = Ensemble::new(3, |_| {});
+    e.run(1_000);
+    let leader = e.leader();
+    let [a, b] = e.followers()[..] else {
+        panic!("two followers")
+    };
+    let s = e.connect(a);
+    assert!(is_ok(e.write(a, s, create("/n"))));
+
+    assert!(e.reattach(b, s));
+    assert!(moved(e.write(a, s, set_data("/n", 1))));
+    assert!(moved(e.write(a, s, create("/m"))));
+    let multi = WriteOp::Multi(vec![create("/m"), set_data("/n", 2)]);
+    assert!(moved(e.write(a, s, multi)));
+    // Nothing the stale connection asked for happened.
+    for p in e.peers.values() {
+        assert_eq!(p.tree().get("/n").map(|n| n.version), Some(0));
+        assert!(p.tree().get("/m").is_none());
+    }
+    assert!(is_ok(e.write(b, s, set_data("/n", 3))));
+    // The leader's own clients are checked the same way, syncs included.
+    assert!(moved(e.write(leader, s, set_data("/n", 4))));
+    assert!(moved(e.sync(leader, s)));
+    // As on ZooKeeper, a sync forwarded by a learner is answered by that
+    // learner, whose owner the leader does not check.
+    assert!(is_ok(e.sync(a, s)));
+
+    // Re-attaching through the leader moves the session there.
+    assert!(e.reattach(leader, s));
+    assert!(is_ok(e.write(leader, s, set_data("/n", 5))));
+    assert!(moved(e.write(b, s, set_data("/n", 6))));
+
+    // closeSession is not checked (ZooKeeper: expiry issues it without
+    // being the owner); it ends the session from anywhere.
+    let close = e.write(a, s, WriteOp::CloseSession);
+    assert!(is_ok(close.clone()), "{close:?}");
+    assert!(!e.reattach(b, s));
+}
+
+/// A new leader does not know where clients are attached: as ZooKeeper's
+/// fresh session tracker, the first server to use a session after the
+/// election claims it, and a request through another server then means
+/// the session moved.
+#[test]
+fn after_a_new_election_the_first_server_to_use_a_session_owns_it() {
+    let mut e = Ensemble::new(3, |_| {});
+    e.run(1_000);
+    let old = e.leader();
+    let s = e.connect(old);
+    assert!(is_ok(e.write(old, s, create("/n"))));
+    e.cut.insert(old);
+    e.run(3_000);
+    let leader = e.leader();
+    assert_ne!(leader, old);
+    let [f] = e.followers()[..] else {
+        panic!("one follower")
+    };
+    assert!(is_ok(e.write(f, s, set_data("/n", 1))));
+    assert!(moved(e.write(leader, s, set_data("/n", 2))));
+    assert!(is_ok(e.write(f, s, set_data("/n", 3))));
 }

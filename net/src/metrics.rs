@@ -155,6 +155,11 @@ pub const BATCH_BYTES_BOUNDS: &[u64] = &[
     1 << 20,
     4 << 20,
 ];
+/// Election time (LOOKING until leading, following or observing), in ms:
+/// 1 ms .. 1 min.
+pub const ELECTION_MS_BOUNDS: &[u64] = &[
+    1, 5, 10, 25, 50, 100, 200, 300, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000,
+];
 /// Snapshot duration, in µs: 10 ms .. 5 min.
 pub const SNAPSHOT_US_BOUNDS: &[u64] = &[
     10_000,
@@ -311,6 +316,9 @@ pub struct ServerMetrics {
     pub snapshot_last_zxid: AtomicI64,
     pub snapshot_last_time_ms: AtomicI64,
     pub sessions_expired: AtomicU64,
+    /// ZooKeeper's `election_time`: each election this server concluded,
+    /// from entering LOOKING to leading, following or observing, in ms.
+    pub election_ms: Histogram,
     pub recovery_ms: AtomicU64,
     pub transactions_recovered: AtomicU64,
     cores: AtomicUsize,
@@ -345,6 +353,7 @@ impl ServerMetrics {
             snapshot_last_zxid: AtomicI64::new(-1),
             snapshot_last_time_ms: AtomicI64::new(-1),
             sessions_expired: AtomicU64::new(0),
+            election_ms: Histogram::new(ELECTION_MS_BOUNDS),
             recovery_ms: AtomicU64::new(0),
             transactions_recovered: AtomicU64::new(0),
             cores: AtomicUsize::new(0),
@@ -368,6 +377,11 @@ impl ServerMetrics {
     pub fn record_snapshot(&self, elapsed_us: u64, zxid: i64, bytes: u64, now_ms: u64) {
         self.snapshot_us.observe(elapsed_us);
         self.set_last_snapshot(zxid, bytes, now_ms);
+    }
+
+    /// An election concluded after `ms` of LOOKING.
+    pub fn record_election(&self, ms: u64) {
+        self.election_ms.observe(ms);
     }
 
     pub fn record_snapshot_failure(&self) {
@@ -651,6 +665,13 @@ pub fn render(r: &Render<'_>) -> String {
         "Snapshot writing time, ms.",
         snap.sum as f64 / 1e3,
         snap.count(),
+    );
+    let election = s.election_ms.snapshot();
+    e.summary(
+        "election_time",
+        "Elections concluded: time from entering LOOKING to leading, following or observing, ms.",
+        election.sum as f64,
+        election.count(),
     );
     let records = s.batch_records.snapshot();
     e.summary(

@@ -189,12 +189,38 @@ async fn writes_replicate_survive_a_killed_leader_and_reach_a_restarted_server()
         .await
         .unwrap();
     owner.create("/owned", b"", EPHEMERAL).await.unwrap();
+    // Every server timed the election that formed the ensemble.
+    let elections_before: Vec<u64> = (0..3)
+        .map(|i| mntr_number(&e.members[i], "zk_cnt_election_time"))
+        .collect();
+    for (i, n) in elections_before.iter().enumerate() {
+        assert!(*n >= 1, "server {}: {n} elections timed", e.members[i].id);
+    }
 
     blocking(|| e.kill(leader));
     let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     blocking(|| e.wait_serving(&others));
     let new_leader = blocking(|| e.wait_leader());
     assert_ne!(new_leader, leader);
+    // The failover is one more election on the new leader (ZooKeeper's
+    // election_time summary, in mntr and the admin server's monitor).
+    let m = &e.members[new_leader];
+    let count = mntr_number(m, "zk_cnt_election_time");
+    assert!(
+        count > elections_before[new_leader],
+        "{count} elections timed"
+    );
+    let (min, max, sum) = (
+        mntr_number(m, "zk_min_election_time"),
+        mntr_number(m, "zk_max_election_time"),
+        mntr_number(m, "zk_sum_election_time"),
+    );
+    assert!(min <= max && max <= sum, "min {min} max {max} sum {sum}");
+    let monitor: serde_json::Value = serde_json::from_str(&m.admin_command("monitor")).unwrap();
+    assert!(
+        monitor["cnt_election_time"].as_u64() >= Some(count),
+        "{monitor}"
+    );
     let c = connect(&e.members[survivor].addr()).await;
     for i in 0..50 {
         create_retrying(&c, &format!("/after-{i}"), b"x").await;
@@ -470,6 +496,16 @@ async fn without_a_quorum_read_only_clients_can_still_read() {
     );
     let c = connect(&e.members[alone].addr()).await;
     c.create("/after", b"", OPEN).await.unwrap();
+}
+
+/// An integer line of `mntr` (`key<TAB>value`).
+fn mntr_number(m: &common::ensemble::Member, key: &str) -> u64 {
+    let mntr = m.four_letter_word("mntr").unwrap_or_default();
+    mntr.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+        .unwrap_or_else(|| panic!("server {}: no {key} in mntr:\n{mntr}", m.id))
+        .parse()
+        .unwrap_or_else(|e| panic!("server {}: {key}: {e}", m.id))
 }
 
 /// A raw client on server `at`: connects (a new session when `session` is

@@ -51,6 +51,11 @@ struct Core {
     vote: Vote,
     serving: bool,
     restarting: bool,
+    /// When this server last started LOOKING (ZooKeeper's `start_fle`).
+    looking_since_ms: u64,
+    /// Elections this server concluded, and how long the last one took.
+    elections: u64,
+    last_election_ms: u64,
     now: u64,
     out: Vec<Output>,
 }
@@ -330,6 +335,9 @@ impl Peer {
             },
             serving: false,
             restarting: false,
+            looking_since_ms: now_ms,
+            elections: 0,
+            last_election_ms: 0,
             now: now_ms,
             out: Vec::new(),
             cfg,
@@ -392,6 +400,13 @@ impl Peer {
 
     pub fn last_logged(&self) -> i64 {
         self.core.last_logged
+    }
+
+    /// Elections this server concluded (it left LOOKING to lead, follow or
+    /// observe), and how long the last one took, in ms from entering
+    /// LOOKING (ZooKeeper's `election_time`, `end_fle - start_fle`).
+    pub fn elections(&self) -> (u64, u64) {
+        (self.core.elections, self.core.last_election_ms)
     }
 
     /// Records kept to sync learners with a DIFF, and their payload bytes.
@@ -673,6 +688,8 @@ impl Peer {
         self.core.clock = e.clock;
         self.core.vote = vote;
         let now = self.core.now;
+        self.core.elections += 1;
+        self.core.last_election_ms = now.saturating_sub(self.core.looking_since_ms);
         if vote.leader == self.core.id {
             let mut l = Box::new(Leader {
                 epoch: 0,
@@ -739,6 +756,7 @@ impl Peer {
             .then(|| self.core.own_vote());
         let mut e = Election::start(self.core.clock, self.core.id, own, self.core.now);
         self.core.clock = e.clock;
+        self.core.looking_since_ms = self.core.now;
         broadcast_vote(&mut self.core, &mut e);
         self.role = Role::Looking(e);
         self.maybe_decide();

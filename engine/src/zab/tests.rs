@@ -377,3 +377,25 @@ fn after_a_new_election_the_first_server_to_use_a_session_owns_it() {
     assert!(moved(e.write(leader, s, set_data("/n", 2))));
     assert!(is_ok(e.write(f, s, set_data("/n", 3))));
 }
+
+/// Election time, as ZooKeeper's `election_time`: from entering LOOKING to
+/// leading or following. A failover takes at least the finalize wait
+/// (nobody hears from the dead leader's voter).
+#[test]
+fn each_server_times_its_elections() {
+    let mut e = Ensemble::new(3, |c| c.finalize_wait_ms = 50);
+    e.run(1_000);
+    for p in e.peers.values() {
+        assert_eq!(p.elections().0, 1);
+    }
+    let old = e.leader();
+    e.cut.insert(old);
+    let cut_at = e.now;
+    e.run(3_000);
+    let leader = e.leader();
+    let (count, last_ms) = e.peers[&leader].elections();
+    assert_eq!(count, 2);
+    assert!(last_ms >= 50, "{last_ms} ms");
+    // It started LOOKING after the cut, when it noticed the leader gone.
+    assert!(last_ms <= e.now - cut_at, "{last_ms} ms");
+}

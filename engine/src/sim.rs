@@ -107,6 +107,10 @@ pub struct Report {
     /// Requests refused with SessionMoved (on a connection the client had
     /// left), counted whoever they were for.
     pub sessions_moved: usize,
+    /// Elections servers concluded, and those concluded before the
+    /// finalize wait (every reachable voter agreed).
+    pub elections_concluded: usize,
+    pub elections_early: usize,
     pub events: u64,
 }
 
@@ -162,6 +166,15 @@ enum Event {
         disk_generation: u64,
     },
     Restart(ServerId),
+    /// `at`'s transport notices whether its election connection to `peer`
+    /// is up (the peer's process runs) and tells its `Peer`. Scheduled when
+    /// a process stops or starts; a silent partition goes unnoticed, as
+    /// behind iptables DROP.
+    ElectionLink {
+        at: ServerId,
+        peer: ServerId,
+        incarnation: u64,
+    },
     Fault,
     Heal,
     ClientStep(usize),
@@ -197,6 +210,8 @@ struct Server {
     incarnation: u64,
     /// The last zxid whose tree digest was checked.
     checked_zxid: i64,
+    /// Elections of this incarnation already counted in the report.
+    elections_seen: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -307,6 +322,7 @@ impl Sim {
                     disk: Disk::default(),
                     incarnation: 0,
                     checked_zxid: -1,
+                    elections_seen: 0,
                 },
             );
             sim.start_server(id);
@@ -457,6 +473,7 @@ impl Sim {
             Event::Deliver { to, .. } => Some(*to),
             Event::Disconnected { at, .. } => Some(*at),
             Event::Tick(id) | Event::Restart(id) => Some(*id),
+            Event::ElectionLink { at, .. } => Some(*at),
             Event::SyncDone { server, .. } => Some(*server),
             // Clients are processes of their own: they notice a paused
             // server by its silence.
@@ -562,6 +579,19 @@ impl Sim {
                 }
             }
             Event::Heal => self.partition = None,
+            Event::ElectionLink {
+                at,
+                peer,
+                incarnation,
+            } => {
+                let up = self.servers[&peer].peer.is_some();
+                if self.servers[&at].incarnation == incarnation {
+                    if let Some(p) = self.peer_mut(at) {
+                        p.election_link(peer, up, now);
+                        self.drain(at)?;
+                    }
+                }
+            }
             Event::ClientStep(c) => {
                 self.client_step(c)?;
                 let next = self.rng.between(2_000, 30_000);
@@ -832,7 +862,30 @@ impl Sim {
         let s = self.servers.get_mut(&id).expect("server");
         s.incarnation += 1;
         s.checked_zxid = -1;
+        s.elections_seen = 0;
         s.peer = Some(peer);
+        // Election connections come up within a reconnect delay: the
+        // others learn this one is back, and it learns who is down.
+        // (At construction, only the servers started so far.)
+        let others: Vec<ServerId> = self.servers.keys().copied().filter(|&o| o != id).collect();
+        for other in others {
+            let delay = self.rng.between(1_000, 150_000);
+            self.schedule_link_check(other, id, delay);
+            let delay = self.rng.between(1_000, 150_000);
+            self.schedule_link_check(id, other, delay);
+        }
+    }
+
+    fn schedule_link_check(&mut self, at: ServerId, peer: ServerId, delay_us: u64) {
+        let incarnation = self.servers[&at].incarnation;
+        self.schedule(
+            delay_us,
+            Event::ElectionLink {
+                at,
+                peer,
+                incarnation,
+            },
+        );
     }
 
     /// The process is gone: connections break, unsynced writes are lost
@@ -852,6 +905,9 @@ impl Sim {
         for other in self.ids.clone() {
             if other != id {
                 self.break_link(id, other, 300_000);
+                // The process is gone: its election connections reset.
+                let delay = self.rng.between(100, 20_000);
+                self.schedule_link_check(other, id, delay);
             }
         }
         for c in 0..self.clients.len() {
@@ -1200,6 +1256,15 @@ impl Sim {
                     self.states.insert(id, state.clone());
                     self.note(|| format!("server {id}: {state}"));
                 }
+            }
+            let p = self.servers[&id].peer.as_ref().expect("live");
+            let (elections, last_ms) = p.elections();
+            if elections > self.servers[&id].elections_seen {
+                self.report.elections_concluded += 1;
+                if last_ms < self.zab.finalize_wait_ms {
+                    self.report.elections_early += 1;
+                }
+                self.servers.get_mut(&id).expect("server").elections_seen = elections;
             }
             let p = self.servers[&id].peer.as_ref().expect("live");
             if let Some(epoch) = p.leading_epoch() {

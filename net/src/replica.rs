@@ -350,6 +350,7 @@ impl PeerCore {
         self.with_peer(|p, now| match msg {
             Inbound::Message { from, msg } => p.receive(from, *msg, now),
             Inbound::Disconnected { peer } => p.disconnected(peer, now),
+            Inbound::ElectionLink { peer, up } => p.election_link(peer, up, now),
         });
     }
 

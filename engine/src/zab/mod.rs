@@ -16,10 +16,12 @@
 //! **Election** (`election`). A LOOKING server votes for itself with its
 //! credentials `(currentEpoch, last logged zxid, id)`, adopts any better
 //! vote it hears in the same election round, and decides once a quorum of
-//! the votes it holds name its own proposal and nothing better arrived for
-//! `finalize_wait_ms`. A server that is already FOLLOWING or LEADING answers
-//! a LOOKING one with its leader, which lets a restarted server join an
-//! established ensemble. Observers never vote.
+//! the votes it holds name its own proposal and either nothing better
+//! arrived for `finalize_wait_ms` or every voter whose election connection
+//! is up (as the shell reports) is in that quorum. A server that is
+//! already FOLLOWING or LEADING answers a LOOKING one with its leader,
+//! which lets a restarted server join an established ensemble. Observers
+//! never vote.
 //!
 //! **Discovery.** Followers send `FollowerInfo(acceptedEpoch, lastZxid)`;
 //! once a quorum (the leader included) has, the leader picks

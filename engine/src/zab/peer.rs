@@ -49,6 +49,8 @@ struct Core {
     next_request: u64,
     /// The vote this server settled on (answered to LOOKING servers).
     vote: Vote,
+    /// Voters whose election connection the shell reports down.
+    unreachable: BTreeSet<ServerId>,
     serving: bool,
     restarting: bool,
     /// When this server last started LOOKING (ZooKeeper's `start_fle`).
@@ -333,6 +335,7 @@ impl Peer {
                 zxid: last_logged,
                 peer_epoch: durable.current_epoch,
             },
+            unreachable: BTreeSet::new(),
             serving: false,
             restarting: false,
             looking_since_ms: now_ms,
@@ -594,6 +597,22 @@ impl Peer {
         self.after(next);
     }
 
+    /// The election connection to `peer` is up or down, as the transport
+    /// sees it. A LOOKING server does not wait for votes from voters it
+    /// cannot hear (see `Election::decide`); until told otherwise, every
+    /// voter is assumed reachable.
+    pub fn election_link(&mut self, peer: ServerId, up: bool, now_ms: u64) {
+        self.core.now = now_ms;
+        if up {
+            self.core.unreachable.remove(&peer);
+        } else {
+            self.core.unreachable.insert(peer);
+        }
+        if !self.core.restarting {
+            self.maybe_decide();
+        }
+    }
+
     pub fn tick(&mut self, now_ms: u64) {
         self.core.now = now_ms;
         if self.core.restarting {
@@ -682,7 +701,13 @@ impl Peer {
         let Role::Looking(e) = &mut self.role else {
             return;
         };
-        let Decision::Elected(vote) = e.decide(&self.core.cfg, self.core.id, self.core.now) else {
+        let decision = e.decide(
+            &self.core.cfg,
+            self.core.id,
+            &self.core.unreachable,
+            self.core.now,
+        );
+        let Decision::Elected(vote) = decision else {
             return;
         };
         self.core.clock = e.clock;

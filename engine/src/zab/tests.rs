@@ -399,3 +399,59 @@ fn each_server_times_its_elections() {
     // It started LOOKING after the cut, when it noticed the leader gone.
     assert!(last_ms <= e.now - cut_at, "{last_ms} ms");
 }
+
+/// A failover waited the whole finalize wait (ZooKeeper's 200 ms) after
+/// the survivors agreed, in case a better vote was still on its way, though
+/// the only voter that could send one was the dead leader. When the
+/// transport reports the dead leader's election connection down, every
+/// voter that can still vote has, so the survivors decide at once.
+#[test]
+fn survivors_decide_at_once_when_every_reachable_voter_agrees() {
+    const FINALIZE_WAIT_MS: u64 = 200;
+    let mut e = Ensemble::new(3, |c| c.finalize_wait_ms = FINALIZE_WAIT_MS);
+    e.run(1_000);
+    let old = e.leader();
+    e.cut.insert(old);
+    let now = e.now;
+    for (&id, p) in e.peers.iter_mut() {
+        if id != old {
+            p.election_link(old, false, now);
+        }
+    }
+    e.run(3_000);
+    let leader = e.leader();
+    for (&id, p) in &e.peers {
+        if id == old {
+            continue;
+        }
+        let (count, last_ms) = p.elections();
+        assert_eq!(count, 2, "server {id}");
+        assert!(last_ms < FINALIZE_WAIT_MS, "server {id}: {last_ms} ms");
+    }
+    // Back with its connection up, the old leader joins as a follower.
+    e.cut.remove(&old);
+    let now = e.now;
+    for (&id, p) in e.peers.iter_mut() {
+        if id != old {
+            p.election_link(old, true, now);
+        }
+    }
+    e.run(3_000);
+    assert_eq!(e.leader(), leader);
+    assert_eq!(e.followers().len(), 2);
+}
+
+/// A voter whose connection is up but whose vote has not come (a paused
+/// process) is waited for as before: the finalize wait still applies.
+#[test]
+fn a_silent_reachable_voter_is_waited_for() {
+    const FINALIZE_WAIT_MS: u64 = 200;
+    let mut e = Ensemble::new(3, |c| c.finalize_wait_ms = FINALIZE_WAIT_MS);
+    e.run(1_000);
+    let old = e.leader();
+    e.cut.insert(old);
+    e.run(3_000);
+    let leader = e.leader();
+    let (_, last_ms) = e.peers[&leader].elections();
+    assert!(last_ms >= FINALIZE_WAIT_MS, "{last_ms} ms");
+}

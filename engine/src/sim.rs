@@ -1508,6 +1508,7 @@ mod tests {
         sim.clients[2].last_heard_us = sim.now_us;
         sim.clients[2].session = Some(session);
         let origin = sim.origin(2);
+        let (conn, xid) = (origin.conn, origin.xid);
         let sync = Submission::Sync {
             origin,
             session,
@@ -1523,9 +1524,18 @@ mod tests {
             .leading_epoch()
             .is_none());
         assert!(
-            sim.clients[2].pending.is_empty(),
+            sim.clients[2].conn != conn || sim.clients[2].server.is_none(),
             "the client saw connection loss"
         );
+        assert!(
+            !(sim.clients[2].conn == conn && sim.clients[2].pending.iter().any(|p| p.0 == xid)),
+            "the sync is not left waiting"
+        );
+        // The client goes on through another server (it only syncs): with
+        // no new requests, whatever it has in flight there completes.
+        sim.writes_on = false;
+        sim.run_until(resume + 5_000_000).unwrap();
+        assert!(sim.clients[2].pending.is_empty());
     }
 
     #[test]

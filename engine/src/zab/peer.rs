@@ -51,6 +51,10 @@ struct Core {
     vote: Vote,
     /// Voters whose election connection the shell reports down.
     unreachable: BTreeSet<ServerId>,
+    /// FollowerInfo received while LOOKING, by learner: a voter that chose
+    /// us can decide before we do (its last vote to us and its
+    /// FollowerInfo travel on different connections). Used if we lead.
+    early_follower_info: BTreeMap<ServerId, Message>,
     serving: bool,
     restarting: bool,
     /// When this server last started LOOKING (ZooKeeper's `start_fle`).
@@ -336,6 +340,7 @@ impl Peer {
                 peer_epoch: durable.current_epoch,
             },
             unreachable: BTreeSet::new(),
+            early_follower_info: BTreeMap::new(),
             serving: false,
             restarting: false,
             looking_since_ms: now_ms,
@@ -586,6 +591,7 @@ impl Peer {
         if self.core.restarting {
             return;
         }
+        self.core.early_follower_info.remove(&peer);
         let next = match &mut self.role {
             Role::Leading(l) => {
                 l.learners.remove(&peer);
@@ -653,7 +659,14 @@ impl Peer {
             return;
         }
         let next = match &mut self.role {
-            Role::Looking(_) => Next::Stay,
+            Role::Looking(_) => {
+                if matches!(msg, Message::FollowerInfo { .. })
+                    && self.core.cfg.others(self.core.id).any(|s| s == from)
+                {
+                    self.core.early_follower_info.insert(from, msg);
+                }
+                Next::Stay
+            }
             Role::Leading(l) => l.receive(&mut self.core, from, msg),
             Role::Following(f) => f.receive(&mut self.core, from, msg),
         };
@@ -715,6 +728,7 @@ impl Peer {
         let now = self.core.now;
         self.core.elections += 1;
         self.core.last_election_ms = now.saturating_sub(self.core.looking_since_ms);
+        let early = std::mem::take(&mut self.core.early_follower_info);
         if vote.leader == self.core.id {
             let mut l = Box::new(Leader {
                 epoch: 0,
@@ -731,6 +745,12 @@ impl Peer {
                 last_ping_ms: now,
                 started_ms: now,
             });
+            // Learners that chose us before we did; a stale one (it has
+            // moved on) only never acknowledges our epoch, as when its
+            // FollowerInfo is still in flight when it changes its mind.
+            for (from, msg) in early {
+                l.receive(&mut self.core, from, msg);
+            }
             l.try_choose_epoch(&mut self.core);
             let next = l.try_confirm(&mut self.core);
             self.role = Role::Leading(l);

@@ -25,6 +25,11 @@ struct Ensemble {
     /// Committed entries each server published, in order.
     published: BTreeMap<ServerId, Vec<CommittedEntry>>,
     in_flight: VecDeque<(ServerId, ServerId, Message)>,
+    /// Election notifications on these (from, to) pairs wait in `held`
+    /// until `release` (they travel on their own connection, so they may
+    /// arrive after later messages of the quorum connection).
+    hold: BTreeSet<(ServerId, ServerId)>,
+    held: Vec<(ServerId, ServerId, Message)>,
     next_conn: u64,
 }
 
@@ -41,6 +46,8 @@ impl Ensemble {
             cut: BTreeSet::new(),
             published: BTreeMap::new(),
             in_flight: VecDeque::new(),
+            hold: BTreeSet::new(),
+            held: Vec::new(),
             next_conn: 1,
         };
         for id in ids {
@@ -68,7 +75,12 @@ impl Ensemble {
                 for o in outputs {
                     match o {
                         Output::Send { to, msg } => {
-                            if !self.cut.contains(&id) && !self.cut.contains(&to) {
+                            if self.cut.contains(&id) || self.cut.contains(&to) {
+                                continue;
+                            }
+                            if msg.is_election() && self.hold.contains(&(id, to)) {
+                                self.held.push((id, to, msg));
+                            } else {
                                 self.in_flight.push_back((id, to, msg));
                             }
                         }
@@ -100,6 +112,13 @@ impl Ensemble {
                 return;
             }
         }
+    }
+
+    /// Delivers the held notifications (and holds no more).
+    fn release(&mut self) {
+        self.hold.clear();
+        self.in_flight.extend(self.held.drain(..));
+        self.pump();
     }
 
     /// Advances the time by `ms`, ticking every server.
@@ -454,4 +473,39 @@ fn a_silent_reachable_voter_is_waited_for() {
     let leader = e.leader();
     let (_, last_ms) = e.peers[&leader].elections();
     assert!(last_ms >= FINALIZE_WAIT_MS, "{last_ms} ms");
+}
+
+/// A voter that decides to follow before its candidate has decided to
+/// lead sends FollowerInfo to a server still LOOKING (the election's and
+/// the learner's messages travel on different connections, so the last
+/// vote the candidate needs can arrive after it). That FollowerInfo was
+/// dropped, and the new leader waited for the learner's retry, up to
+/// ~75 ms more of failover (measured: 135 ms from election to serving
+/// instead of 35). A LOOKING server now keeps it and uses it if it leads.
+#[test]
+fn a_follower_info_that_arrives_before_the_last_vote_is_kept() {
+    let mut e = Ensemble::new(3, |c| c.finalize_wait_ms = 200);
+    e.run(1_000);
+    let old = e.leader();
+    let followers = e.followers();
+    let (x, y) = (followers[0], followers[1]);
+    // Equal logs: the larger id is the better candidate.
+    assert!(x < y);
+    e.cut.insert(old);
+    e.hold.insert((x, y));
+    let now = e.now;
+    for s in [x, y] {
+        e.peer(s).election_link(old, false, now);
+        e.peer(s).disconnected(old, now);
+    }
+    e.pump();
+    assert_eq!(e.peers[&x].state(), PeerState::Following);
+    assert_eq!(e.peers[&y].state(), PeerState::Looking);
+    e.release();
+    assert_eq!(e.peers[&y].leading_epoch().map(|_| ()), Some(()));
+    assert!(
+        e.peers[&y].serving(),
+        "the new leader serves without a retry"
+    );
+    assert!(e.peers[&x].serving());
 }

@@ -50,6 +50,9 @@ fn main() -> ExitCode {
                 total.truncs += r.truncs;
                 total.snaps += r.snaps;
                 total.pauses += r.pauses;
+                total.sessions_moved += r.sessions_moved;
+                total.elections_concluded += r.elections_concluded;
+                total.elections_early += r.elections_early;
             }
             Ok(Err(e)) => {
                 failed += 1;
@@ -62,7 +65,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, pauses {}, connection resets {}, follower syncs {} (TRUNC {}, SNAP {}), events {}",
+        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, pauses {}, connection resets {}, follower syncs {} (TRUNC {}, SNAP {}), sessions moved {}, elections concluded {} (before the finalize wait {}), events {}",
         args.count,
         total.acked_writes,
         total.syncs_checked,
@@ -74,6 +77,9 @@ fn main() -> ExitCode {
         total.diffs,
         total.truncs,
         total.snaps,
+        total.sessions_moved,
+        total.elections_concluded,
+        total.elections_early,
         total.events
     );
     if failed == 0 {

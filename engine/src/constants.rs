@@ -25,6 +25,12 @@ pub const BATCH_PROPOSALS_MAX: usize = 16 * 1024;
 /// cheap, shared `Bytes`). A follower further behind gets a SNAP.
 pub const HISTORY_TXNS_MAX: usize = 100_000;
 
+/// Bytes of transactions (their encoded payloads) the DIFF history may hold
+/// besides its count bound: 100,000 records of 1 KiB would otherwise pin
+/// 100 MB. Whichever bound is reached first trims the oldest committed
+/// records; a follower further behind gets a SNAP.
+pub const HISTORY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Rounds (batches) a leader proposes before the oldest commits.
 pub const ROUNDS_IN_FLIGHT_MAX: usize = 8;
 
@@ -40,3 +46,7 @@ pub const TTL_MS_MAX: i64 = (1i64 << 40) - 1;
 
 const _: () = assert!(JUTE_MAXBUFFER_DEFAULT <= JUTE_MAXBUFFER_MAX);
 const _: () = assert!(BATCH_BYTES_MAX >= JUTE_MAXBUFFER_MAX / 16);
+// The rounds a leader may have in flight fit in the history's byte bound,
+// so that bound trims committed records rather than being exceeded by the
+// uncommitted tail it must keep.
+const _: () = assert!(HISTORY_BYTES_MAX >= BATCH_BYTES_MAX * ROUNDS_IN_FLIGHT_MAX);

@@ -162,7 +162,8 @@ pub struct Batch {
 #[derive(Debug)]
 enum PendingKind {
     Txn(Txn),
-    Sync(String),
+    /// The path to answer, or SessionMoved.
+    Sync(Result<String, ErrorCode>),
     Reattach(SessionId, Option<i32>),
 }
 
@@ -295,9 +296,25 @@ impl Pipeline {
         });
     }
 
-    /// Prepares one submission. Never fails: a request that is invalid
+    /// Prepares one submission from a client of this server (its owner is
+    /// `PipelineConfig::server_id`). Never fails: a request that is invalid
     /// becomes an error transaction, answered in order.
     pub fn submit(&mut self, sub: Submission, now_ms: u64) {
+        let owner = u64::from(self.config.server_id);
+        self.submit_from(sub, owner, now_ms);
+    }
+
+    /// Prepares one submission that arrived through server `owner` (this
+    /// one, or a learner that forwarded it).
+    ///
+    /// Matches ZooKeeper's session ownership (`SessionTrackerImpl`
+    /// `setOwner`/`checkSession`): creating or re-attaching a session makes
+    /// `owner` its owner; a write (but closeSession, which ZooKeeper does
+    /// not check either: expiry issues it too) or sync of a live session
+    /// owned by another server fails with SessionMoved. The client moved
+    /// and this request came on the connection it left; the server holding
+    /// that connection closes it rather than replying (`FinalRequestProcessor`).
+    pub fn submit_from(&mut self, sub: Submission, owner: u64, now_ms: u64) {
         match sub {
             Submission::Write {
                 origin,
@@ -318,6 +335,14 @@ impl Pipeline {
                         header,
                         body: TxnBody::Error(ErrorCode::SessionExpired),
                     }
+                } else if owner_checked(&op) && !self.sessions.check_owner(session, owner) {
+                    // ZooKeeper's multi records the error per op; the whole
+                    // request fails either way, and the client never sees
+                    // the result (its connection is closed).
+                    Txn {
+                        header,
+                        body: TxnBody::Error(ErrorCode::SessionMoved),
+                    }
                 } else {
                     let ctx = PrepContext {
                         session,
@@ -334,16 +359,27 @@ impl Pipeline {
                 path,
             } => {
                 self.sessions.touch(session, now_ms);
+                // A sync forwarded by a learner is answered by the learner
+                // whatever its outcome here (so, as on ZooKeeper, only a
+                // sync on the leader's own connection can fail this way).
+                let moved =
+                    self.sessions.is_live(session) && !self.sessions.check_owner(session, owner);
+                let result = if moved {
+                    Err(ErrorCode::SessionMoved)
+                } else {
+                    Ok(path)
+                };
                 self.queued.push_back(Pending {
                     origin: Some(origin),
                     session,
-                    kind: PendingKind::Sync(path),
+                    kind: PendingKind::Sync(result),
                     timeout_ms: 0,
                 });
             }
             Submission::CreateSession { origin, timeout_ms } => {
                 let session = self.sessions.next_session_id();
                 self.sessions.add(session, timeout_ms, now_ms);
+                self.sessions.set_owner(session, owner);
                 let header = self.next_header(session, 0, now_ms);
                 let txn = Txn {
                     header,
@@ -359,6 +395,7 @@ impl Pipeline {
                 let ok = password.as_slice() == session::password(session).as_slice()
                     && self.sessions.touch(session, now_ms);
                 let timeout = if ok {
+                    self.sessions.set_owner(session, owner);
                     self.sessions.get(session).map(|s| s.timeout_ms)
                 } else {
                     None
@@ -501,11 +538,11 @@ impl Pipeline {
                         barrier: false,
                     });
                 }
-                PendingKind::Sync(path) => out.push(CommittedEntry {
+                PendingKind::Sync(result) => out.push(CommittedEntry {
                     origin: p.origin,
                     session: p.session,
                     zxid: self.committed.last_zxid,
-                    outcome: Outcome::Reply(Ok(Response::Path(path))),
+                    outcome: Outcome::Reply(result.map(Response::Path)),
                     triggers: Vec::new(),
                     closed_session: None,
                     view_before,
@@ -571,6 +608,18 @@ impl Pipeline {
             last_txn.unwrap_or(self.committed.last_zxid)
         );
         self.prepared = prepared;
+    }
+}
+
+/// Whether a client write is checked against the session's owner, as
+/// ZooKeeper's `PrepRequestProcessor` calls `checkSession`: every write but
+/// closeSession, one refused before it is looked at, and an empty multi
+/// (which has no op to check).
+fn owner_checked(op: &WriteOp) -> bool {
+    match op {
+        WriteOp::CloseSession | WriteOp::Invalid(_) | WriteOp::DeleteContainer { .. } => false,
+        WriteOp::Multi(ops) => !ops.is_empty(),
+        _ => true,
     }
 }
 

@@ -40,6 +40,10 @@ pub struct Session {
     pub deadline_ms: u64,
     /// A closeSession was prepared; further requests fail SessionExpired.
     pub closing: bool,
+    /// The server the session's client is attached to, as the leader knows
+    /// it (ZooKeeper's `SessionImpl.owner`): None until a server creates,
+    /// re-attaches or first uses it in this leadership.
+    pub owner: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -105,6 +109,7 @@ impl SessionTracker {
                 timeout_ms,
                 deadline_ms: 0,
                 closing: false,
+                owner: None,
             },
         );
         if id >= self.next_id && (id >> 56) == (self.next_id >> 56) {
@@ -130,6 +135,33 @@ impl SessionTracker {
 
     pub fn get(&self, id: SessionId) -> Option<&Session> {
         self.sessions.get(&id)
+    }
+
+    /// The session's client is now attached through server `owner` (a
+    /// session created or re-attached there) ↔ `SessionTracker.setOwner`.
+    pub fn set_owner(&mut self, id: SessionId, owner: u64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.owner = Some(owner);
+        }
+    }
+
+    /// The owner half of ZooKeeper's `SessionTrackerImpl.checkSession`: a
+    /// request for a session arriving through another server than the one
+    /// its client last attached through means the session moved (the
+    /// request was sent on a stale connection). A session without an owner
+    /// (this leadership has not seen it attach yet) is claimed by the
+    /// first server that uses it. False if the session moved.
+    pub fn check_owner(&mut self, id: SessionId, owner: u64) -> bool {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return true;
+        };
+        match s.owner {
+            None => {
+                s.owner = Some(owner);
+                true
+            }
+            Some(o) => o == owner,
+        }
     }
 
     pub fn set_closing(&mut self, id: SessionId) {

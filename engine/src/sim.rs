@@ -60,6 +60,8 @@ pub struct SimConfig {
     pub faults: bool,
     /// Small, so syncs by SNAP and history trimming happen.
     pub history_max: usize,
+    /// Sometimes small too, so the byte bound is what trims.
+    pub history_bytes_max: usize,
     /// Keep a trace of events, printed with a failure.
     pub trace: bool,
 }
@@ -78,6 +80,10 @@ impl SimConfig {
             settle_ms: 12_000,
             faults: true,
             history_max: [16, 64, 100_000][rng.below(3) as usize],
+            // Drawn last: earlier draws, and so each seed's shape, stay
+            // what they were before this bound existed.
+            history_bytes_max: [crate::constants::HISTORY_BYTES_MAX, 4096, 1024]
+                [rng.below(3) as usize],
             trace: false,
         }
     }
@@ -98,6 +104,13 @@ pub struct Report {
     pub truncs: usize,
     pub snaps: usize,
     pub connection_resets: usize,
+    /// Requests refused with SessionMoved (on a connection the client had
+    /// left), counted whoever they were for.
+    pub sessions_moved: usize,
+    /// Elections servers concluded, and those concluded before the
+    /// finalize wait (every reachable voter agreed).
+    pub elections_concluded: usize,
+    pub elections_early: usize,
     pub events: u64,
 }
 
@@ -153,6 +166,15 @@ enum Event {
         disk_generation: u64,
     },
     Restart(ServerId),
+    /// `at`'s transport notices whether its election connection to `peer`
+    /// is up (the peer's process runs) and tells its `Peer`. Scheduled when
+    /// a process stops or starts; a silent partition goes unnoticed, as
+    /// behind iptables DROP.
+    ElectionLink {
+        at: ServerId,
+        peer: ServerId,
+        incarnation: u64,
+    },
     Fault,
     Heal,
     ClientStep(usize),
@@ -188,6 +210,8 @@ struct Server {
     incarnation: u64,
     /// The last zxid whose tree digest was checked.
     checked_zxid: i64,
+    /// Elections of this incarnation already counted in the report.
+    elections_seen: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -261,6 +285,7 @@ impl Sim {
         zab.sync_limit = 5;
         zab.finalize_wait_ms = 50;
         zab.history_max = cfg.history_max;
+        zab.history_bytes_max = cfg.history_bytes_max;
         zab.rounds_in_flight_max = 4;
         zab.batch_records_max = 8;
         let ids: Vec<ServerId> = voters.into_iter().chain(observers).collect();
@@ -297,6 +322,7 @@ impl Sim {
                     disk: Disk::default(),
                     incarnation: 0,
                     checked_zxid: -1,
+                    elections_seen: 0,
                 },
             );
             sim.start_server(id);
@@ -447,6 +473,7 @@ impl Sim {
             Event::Deliver { to, .. } => Some(*to),
             Event::Disconnected { at, .. } => Some(*at),
             Event::Tick(id) | Event::Restart(id) => Some(*id),
+            Event::ElectionLink { at, .. } => Some(*at),
             Event::SyncDone { server, .. } => Some(*server),
             // Clients are processes of their own: they notice a paused
             // server by its silence.
@@ -552,6 +579,19 @@ impl Sim {
                 }
             }
             Event::Heal => self.partition = None,
+            Event::ElectionLink {
+                at,
+                peer,
+                incarnation,
+            } => {
+                let up = self.servers[&peer].peer.is_some();
+                if self.servers[&at].incarnation == incarnation {
+                    if let Some(p) = self.peer_mut(at) {
+                        p.election_link(peer, up, now);
+                        self.drain(at)?;
+                    }
+                }
+            }
             Event::ClientStep(c) => {
                 self.client_step(c)?;
                 let next = self.rng.between(2_000, 30_000);
@@ -822,7 +862,30 @@ impl Sim {
         let s = self.servers.get_mut(&id).expect("server");
         s.incarnation += 1;
         s.checked_zxid = -1;
+        s.elections_seen = 0;
         s.peer = Some(peer);
+        // Election connections come up within a reconnect delay: the
+        // others learn this one is back, and it learns who is down.
+        // (At construction, only the servers started so far.)
+        let others: Vec<ServerId> = self.servers.keys().copied().filter(|&o| o != id).collect();
+        for other in others {
+            let delay = self.rng.between(1_000, 150_000);
+            self.schedule_link_check(other, id, delay);
+            let delay = self.rng.between(1_000, 150_000);
+            self.schedule_link_check(id, other, delay);
+        }
+    }
+
+    fn schedule_link_check(&mut self, at: ServerId, peer: ServerId, delay_us: u64) {
+        let incarnation = self.servers[&at].incarnation;
+        self.schedule(
+            delay_us,
+            Event::ElectionLink {
+                at,
+                peer,
+                incarnation,
+            },
+        );
     }
 
     /// The process is gone: connections break, unsynced writes are lost
@@ -842,6 +905,9 @@ impl Sim {
         for other in self.ids.clone() {
             if other != id {
                 self.break_link(id, other, 300_000);
+                // The process is gone: its election connections reset.
+                let delay = self.rng.between(100, 20_000);
+                self.schedule_link_check(other, id, delay);
             }
         }
         for c in 0..self.clients.len() {
@@ -1095,6 +1161,10 @@ impl Sim {
         outcome: Outcome,
     ) -> Result<(), String> {
         let c = (origin.conn & 0xffff) as usize;
+        let session_moved = outcome == Outcome::Reply(Err(crate::types::ErrorCode::SessionMoved));
+        if session_moved {
+            self.report.sessions_moved += 1;
+        }
         if self.clients[c].server != Some(server) || self.clients[c].conn != origin.conn {
             return Ok(()); // an earlier connection's reply
         }
@@ -1155,6 +1225,11 @@ impl Sim {
                     }
                 }
             }
+            // The server closes the connection instead of replying (as
+            // ZooKeeper's FinalRequestProcessor); the client reconnects.
+            (_, Outcome::Reply(Err(crate::types::ErrorCode::SessionMoved))) => {
+                self.connection_lost(c);
+            }
             (ClientOp::Close, Outcome::Reply(_)) => {
                 self.clients[c].session = None;
                 self.connection_lost(c);
@@ -1181,6 +1256,15 @@ impl Sim {
                     self.states.insert(id, state.clone());
                     self.note(|| format!("server {id}: {state}"));
                 }
+            }
+            let p = self.servers[&id].peer.as_ref().expect("live");
+            let (elections, last_ms) = p.elections();
+            if elections > self.servers[&id].elections_seen {
+                self.report.elections_concluded += 1;
+                if last_ms < self.zab.finalize_wait_ms {
+                    self.report.elections_early += 1;
+                }
+                self.servers.get_mut(&id).expect("server").elections_seen = elections;
             }
             let p = self.servers[&id].peer.as_ref().expect("live");
             if let Some(epoch) = p.leading_epoch() {
@@ -1335,6 +1419,7 @@ mod tests {
                 settle_ms: 3_000,
                 faults: false,
                 history_max: 100,
+                history_bytes_max: crate::constants::HISTORY_BYTES_MAX,
                 trace: false,
             };
             let r = Sim::new(cfg).run().unwrap();
@@ -1359,6 +1444,7 @@ mod tests {
             settle_ms: 0,
             faults: false,
             history_max: 100,
+            history_bytes_max: crate::constants::HISTORY_BYTES_MAX,
             trace: false,
         };
         let mut sim = Sim::new(cfg);
@@ -1422,6 +1508,7 @@ mod tests {
         sim.clients[2].last_heard_us = sim.now_us;
         sim.clients[2].session = Some(session);
         let origin = sim.origin(2);
+        let (conn, xid) = (origin.conn, origin.xid);
         let sync = Submission::Sync {
             origin,
             session,
@@ -1437,9 +1524,18 @@ mod tests {
             .leading_epoch()
             .is_none());
         assert!(
-            sim.clients[2].pending.is_empty(),
+            sim.clients[2].conn != conn || sim.clients[2].server.is_none(),
             "the client saw connection loss"
         );
+        assert!(
+            !(sim.clients[2].conn == conn && sim.clients[2].pending.iter().any(|p| p.0 == xid)),
+            "the sync is not left waiting"
+        );
+        // The client goes on through another server (it only syncs): with
+        // no new requests, whatever it has in flight there completes.
+        sim.writes_on = false;
+        sim.run_until(resume + 5_000_000).unwrap();
+        assert!(sim.clients[2].pending.is_empty());
     }
 
     #[test]

@@ -1074,6 +1074,7 @@ fn monitor(admin: &Admin) -> Option<Value> {
         ("fsynctime", s.log_sync_us.snapshot(), 1000.0),
         ("snapshottime", s.snapshot_us.snapshot(), 1000.0),
         ("sync_processor_batch_size", s.batch_records.snapshot(), 1.0),
+        ("election_time", s.election_ms.snapshot(), 1.0),
     ] {
         let n = h.count();
         let (min, max) = if n == 0 {

@@ -164,6 +164,22 @@ pub async fn run(shard: &Shard, word: &str) -> String {
             for (k, v) in crate::replica::leader_figures().into_iter().flatten() {
                 let _ = writeln!(out, "zk_{k}\t{v}");
             }
+            // ZooKeeper's election_time summary, in ms, in its form: the
+            // average as a double, the rest as integers.
+            let h = crate::metrics::SERVER.election_ms.snapshot();
+            let n = h.count();
+            let (min, max) = if n == 0 { (0, 0) } else { (h.min, h.max) };
+            let avg = if n == 0 { 0.0 } else { h.sum as f64 / n as f64 };
+            let avg = if avg.fract() == 0.0 {
+                format!("{avg:.1}")
+            } else {
+                format!("{avg}")
+            };
+            let _ = writeln!(out, "zk_avg_election_time\t{avg}");
+            let _ = writeln!(out, "zk_min_election_time\t{min}");
+            let _ = writeln!(out, "zk_max_election_time\t{max}");
+            let _ = writeln!(out, "zk_cnt_election_time\t{n}");
+            let _ = writeln!(out, "zk_sum_election_time\t{}", h.sum);
         }
         "conf" => {
             let c = stats::conf(&shard.config);

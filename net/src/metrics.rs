@@ -155,6 +155,11 @@ pub const BATCH_BYTES_BOUNDS: &[u64] = &[
     1 << 20,
     4 << 20,
 ];
+/// Election time (LOOKING until leading, following or observing), in ms:
+/// 1 ms .. 1 min.
+pub const ELECTION_MS_BOUNDS: &[u64] = &[
+    1, 5, 10, 25, 50, 100, 200, 300, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000,
+];
 /// Snapshot duration, in µs: 10 ms .. 5 min.
 pub const SNAPSHOT_US_BOUNDS: &[u64] = &[
     10_000,
@@ -321,6 +326,9 @@ pub struct ServerMetrics {
     /// Times a connection stopped being read because its session had too
     /// many requests queued or too many reply bytes unread.
     pub connections_throttled: AtomicU64,
+    /// ZooKeeper's `election_time`: each election this server concluded,
+    /// from entering LOOKING to leading, following or observing, in ms.
+    pub election_ms: Histogram,
     pub recovery_ms: AtomicU64,
     pub transactions_recovered: AtomicU64,
     cores: AtomicUsize,
@@ -359,6 +367,7 @@ impl ServerMetrics {
             slow_requests: AtomicU64::new(0),
             enforce_auth_refusals: AtomicU64::new(0),
             connections_throttled: AtomicU64::new(0),
+            election_ms: Histogram::new(ELECTION_MS_BOUNDS),
             recovery_ms: AtomicU64::new(0),
             transactions_recovered: AtomicU64::new(0),
             cores: AtomicUsize::new(0),
@@ -382,6 +391,11 @@ impl ServerMetrics {
     pub fn record_snapshot(&self, elapsed_us: u64, zxid: i64, bytes: u64, now_ms: u64) {
         self.snapshot_us.observe(elapsed_us);
         self.set_last_snapshot(zxid, bytes, now_ms);
+    }
+
+    /// An election concluded after `ms` of LOOKING.
+    pub fn record_election(&self, ms: u64) {
+        self.election_ms.observe(ms);
     }
 
     pub fn record_snapshot_failure(&self) {
@@ -665,6 +679,13 @@ pub fn render(r: &Render<'_>) -> String {
         "Snapshot writing time, ms.",
         snap.sum as f64 / 1e3,
         snap.count(),
+    );
+    let election = s.election_ms.snapshot();
+    e.summary(
+        "election_time",
+        "Elections concluded: time from entering LOOKING to leading, following or observing, ms.",
+        election.sum as f64,
+        election.count(),
     );
     let records = s.batch_records.snapshot();
     e.summary(

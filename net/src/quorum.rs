@@ -65,6 +65,12 @@ pub enum Inbound {
     Disconnected {
         peer: ServerId,
     },
+    /// The election connection to `peer` came up or went down: a LOOKING
+    /// peer does not wait for votes from servers it cannot hear.
+    ElectionLink {
+        peer: ServerId,
+        up: bool,
+    },
 }
 
 struct Link {
@@ -182,8 +188,13 @@ impl Transport {
         };
         if let Some(l) = removed {
             l.close();
-            if channel == Channel::Quorum {
-                self.report_break(peer);
+            match channel {
+                Channel::Quorum => self.report_break(peer),
+                Channel::Election => {
+                    let _ = self
+                        .inbox
+                        .try_send(Inbound::ElectionLink { peer, up: false });
+                }
             }
         }
     }
@@ -211,6 +222,11 @@ impl Transport {
             if channel == Channel::Quorum {
                 self.report_break(peer);
             }
+        }
+        if channel == Channel::Election {
+            let _ = self
+                .inbox
+                .try_send(Inbound::ElectionLink { peer, up: true });
         }
         debug!(peer, ?channel, "connected");
         let (mut r, w) = futures_lite::io::split(stream);
@@ -389,6 +405,16 @@ mod tests {
             .port()
     }
 
+    /// The next message or break, past election connection reports.
+    async fn next(rx: &LocalReceiver<Inbound>) -> Inbound {
+        loop {
+            match rx.recv().await.unwrap() {
+                Inbound::ElectionLink { .. } => continue,
+                other => return other,
+            }
+        }
+    }
+
     fn vote(n: u64) -> Message {
         Message::Notification {
             vote: Vote {
@@ -433,7 +459,7 @@ mod tests {
                 }
                 a.send(2, &vote(7));
                 for i in 0..100 {
-                    match a_rx.recv().await.unwrap() {
+                    match next(&a_rx).await {
                         Inbound::Message { from: 2, msg }
                             if matches!(*msg, Message::Ack { .. }) =>
                         {
@@ -445,7 +471,7 @@ mod tests {
                         other => panic!("{other:?}"),
                     }
                 }
-                match b_rx.recv().await.unwrap() {
+                match next(&b_rx).await {
                     Inbound::Message { from: 1, msg } => {
                         assert!(matches!(
                             *msg,
@@ -466,7 +492,7 @@ mod tests {
                     .unwrap();
                 l.close();
                 loop {
-                    match a_rx.recv().await.unwrap() {
+                    match next(&a_rx).await {
                         Inbound::Disconnected { peer: 2 } => break,
                         Inbound::Message { .. } => {}
                         other => panic!("{other:?}"),
@@ -486,7 +512,7 @@ mod tests {
                 }
                 b.send(1, &Message::UpToDate);
                 loop {
-                    if let Inbound::Message { msg, .. } = a_rx.recv().await.unwrap() {
+                    if let Inbound::Message { msg, .. } = next(&a_rx).await {
                         if matches!(*msg, Message::UpToDate) {
                             break;
                         }

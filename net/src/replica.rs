@@ -244,6 +244,8 @@ pub struct PeerCore {
     not_serving_since: std::cell::Cell<Option<Instant>>,
     publish: RefCell<VecDeque<Pending>>,
     publish_wake: LocalSender<()>,
+    /// Elections of the peer already recorded in the metrics.
+    elections_recorded: std::cell::Cell<u64>,
 }
 
 /// The receiving ends of `PeerCore`'s queues, for the tasks that drain them.
@@ -282,6 +284,7 @@ impl PeerCore {
             not_serving_since: std::cell::Cell::new(Some(Instant::now())),
             publish: RefCell::new(VecDeque::new()),
             publish_wake: pub_tx,
+            elections_recorded: std::cell::Cell::new(0),
         });
         Ok((
             core,
@@ -347,6 +350,7 @@ impl PeerCore {
         self.with_peer(|p, now| match msg {
             Inbound::Message { from, msg } => p.receive(from, *msg, now),
             Inbound::Disconnected { peer } => p.disconnected(peer, now),
+            Inbound::ElectionLink { peer, up } => p.election_link(peer, up, now),
         });
     }
 
@@ -357,6 +361,7 @@ impl PeerCore {
     /// Carries out the peer's outputs, in order. Called after every call
     /// into the peer, and once at start for what `Peer::new` asked.
     pub fn pump(&self) {
+        self.record_election();
         loop {
             let outputs = self.peer.borrow_mut().take_outputs();
             if outputs.is_empty() {
@@ -422,6 +427,28 @@ impl PeerCore {
                 self.publish(Pending::Serving(serving));
             }
         }
+    }
+
+    /// ZooKeeper's `election_time`: an election the peer concluded since
+    /// the last call is recorded (a standalone server elects nobody, as
+    /// ZooKeeper's, and records none).
+    fn record_election(&self) {
+        let (count, last_ms) = self.peer.borrow().elections();
+        if count == self.elections_recorded.get() {
+            return;
+        }
+        self.elections_recorded.set(count);
+        if self.standalone {
+            return;
+        }
+        metrics::SERVER.record_election(last_ms);
+        let peer = self.peer.borrow();
+        info!(
+            state = ?peer.state(),
+            leader = peer.leader(),
+            election_ms = last_ms,
+            "election concluded"
+        );
     }
 
     fn log(&self, op: LogOp) {

@@ -788,6 +788,18 @@ impl Shard {
                                 origin.xid
                             ),
                         }
+                        if *reply == Err(ErrorCode::SessionMoved) {
+                            // Matches ZooKeeper's FinalRequestProcessor: the
+                            // session moved to another server and this came
+                            // on the connection it left; no reply, the
+                            // connection closes after the earlier replies.
+                            info!(
+                                session = format_args!("0x{:x}", entry.session),
+                                "session moved to another server; closing the stale connection"
+                            );
+                            conn.close();
+                            continue;
+                        }
                         let max = self.config.jute_max_buffer;
                         conn.push_out(|o| {
                             proto::encode_reply(o, origin.xid, entry.zxid, reply, max)

@@ -189,12 +189,38 @@ async fn writes_replicate_survive_a_killed_leader_and_reach_a_restarted_server()
         .await
         .unwrap();
     owner.create("/owned", b"", EPHEMERAL).await.unwrap();
+    // Every server timed the election that formed the ensemble.
+    let elections_before: Vec<u64> = (0..3)
+        .map(|i| mntr_number(&e.members[i], "zk_cnt_election_time"))
+        .collect();
+    for (i, n) in elections_before.iter().enumerate() {
+        assert!(*n >= 1, "server {}: {n} elections timed", e.members[i].id);
+    }
 
     blocking(|| e.kill(leader));
     let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     blocking(|| e.wait_serving(&others));
     let new_leader = blocking(|| e.wait_leader());
     assert_ne!(new_leader, leader);
+    // The failover is one more election on the new leader (ZooKeeper's
+    // election_time summary, in mntr and the admin server's monitor).
+    let m = &e.members[new_leader];
+    let count = mntr_number(m, "zk_cnt_election_time");
+    assert!(
+        count > elections_before[new_leader],
+        "{count} elections timed"
+    );
+    let (min, max, sum) = (
+        mntr_number(m, "zk_min_election_time"),
+        mntr_number(m, "zk_max_election_time"),
+        mntr_number(m, "zk_sum_election_time"),
+    );
+    assert!(min <= max && max <= sum, "min {min} max {max} sum {sum}");
+    let monitor: serde_json::Value = serde_json::from_str(&m.admin_command("monitor")).unwrap();
+    assert!(
+        monitor["cnt_election_time"].as_u64() >= Some(count),
+        "{monitor}"
+    );
     let c = connect(&e.members[survivor].addr()).await;
     for i in 0..50 {
         create_retrying(&c, &format!("/after-{i}"), b"x").await;
@@ -470,4 +496,110 @@ async fn without_a_quorum_read_only_clients_can_still_read() {
     );
     let c = connect(&e.members[alone].addr()).await;
     c.create("/after", b"", OPEN).await.unwrap();
+}
+
+/// An integer line of `mntr` (`key<TAB>value`).
+fn mntr_number(m: &common::ensemble::Member, key: &str) -> u64 {
+    let mntr = m.four_letter_word("mntr").unwrap_or_default();
+    mntr.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+        .unwrap_or_else(|| panic!("server {}: no {key} in mntr:\n{mntr}", m.id))
+        .parse()
+        .unwrap_or_else(|e| panic!("server {}: {key}: {e}", m.id))
+}
+
+/// A raw client on server `at`: connects (a new session when `session` is
+/// 0, else a re-attach) and returns the socket, the session id and its
+/// password. Panics if the session is not live.
+fn raw_session(
+    e: &Ensemble,
+    at: usize,
+    session: i64,
+    password: &[u8],
+) -> (TcpStream, i64, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", e.members[at].client_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&common::raw::connect_request(0, 10_000, session, password))
+        .unwrap();
+    // protocolVersion, timeOut, sessionId, passwd (length + 16 bytes).
+    let reply = common::raw::read_frame(&mut s);
+    let timeout = i32::from_be_bytes(reply[4..8].try_into().unwrap());
+    assert!(
+        timeout > 0,
+        "session live through server {}",
+        e.members[at].id
+    );
+    let id = i64::from_be_bytes(reply[8..16].try_into().unwrap());
+    (s, id, reply[20..36].to_vec())
+}
+
+/// setData(path, data, version -1) with `xid`, on a raw connection.
+fn raw_set_data(s: &mut TcpStream, xid: i32, path: &str, data: &[u8]) {
+    let mut body = Vec::new();
+    body.extend_from_slice(&xid.to_be_bytes());
+    body.extend_from_slice(&5i32.to_be_bytes()); // setData
+    common::raw::put_str(&mut body, path.as_bytes());
+    common::raw::put_str(&mut body, data);
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    s.write_all(&common::raw::frame(&body)).unwrap();
+}
+
+/// The error code of a reply to `xid` (header: xid, zxid, err).
+fn raw_reply_err(s: &mut TcpStream, xid: i32) -> i32 {
+    let reply = common::raw::read_frame(s);
+    assert_eq!(&reply[..4], &xid.to_be_bytes(), "reply to xid {xid}");
+    i32::from_be_bytes(reply[12..16].try_into().unwrap())
+}
+
+/// A client attached through follower A re-attaches its session through
+/// follower B (as after a timeout on A), and a write then arrives on the
+/// connection to A it left. As on ZooKeeper, the leader knows the session
+/// moved to B and refuses the write (SessionMoved); A closes the stale
+/// connection without a reply, and the session goes on through B.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_on_a_connection_the_session_left_closes_it() {
+    let e = blocking(|| Ensemble::start(3, "", &["--cores", "1"]));
+    let leader = blocking(|| e.wait_leader());
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    let (mut on_a, session, password) = blocking(|| raw_session(&e, a, 0, &[0u8; 16]));
+    raw_set_data(&mut on_a, 1, "/", b"");
+    assert_eq!(
+        blocking(|| raw_reply_err(&mut on_a, 1)),
+        0,
+        "a write through A"
+    );
+    let c = connect(&e.members[b].addr()).await;
+    c.create("/moved", b"0", OPEN).await.unwrap();
+
+    let (mut on_b, _, _) = blocking(|| raw_session(&e, b, session, &password));
+    raw_set_data(&mut on_a, 2, "/moved", b"stale");
+    let mut buf = [0u8; 64];
+    let read = blocking(|| std::io::Read::read(&mut on_a, &mut buf));
+    let closed = match &read {
+        Ok(n) => *n == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    assert!(
+        closed,
+        "A closes the stale connection without a reply: {read:?}"
+    );
+    raw_set_data(&mut on_b, 1, "/moved", b"b");
+    assert_eq!(
+        blocking(|| raw_reply_err(&mut on_b, 1)),
+        0,
+        "the session lives on through B"
+    );
+    for m in &e.members {
+        let c = connect(&m.addr()).await;
+        c.sync("/").await.unwrap();
+        assert_eq!(
+            c.get_data("/moved").await.unwrap().0,
+            b"b",
+            "server {}",
+            m.id
+        );
+    }
 }

@@ -16,10 +16,12 @@
 //! **Election** (`election`). A LOOKING server votes for itself with its
 //! credentials `(currentEpoch, last logged zxid, id)`, adopts any better
 //! vote it hears in the same election round, and decides once a quorum of
-//! the votes it holds name its own proposal and nothing better arrived for
-//! `finalize_wait_ms`. A server that is already FOLLOWING or LEADING answers
-//! a LOOKING one with its leader, which lets a restarted server join an
-//! established ensemble. Observers never vote.
+//! the votes it holds name its own proposal and either nothing better
+//! arrived for `finalize_wait_ms` or every voter whose election connection
+//! is up (as the shell reports) is in that quorum. A server that is
+//! already FOLLOWING or LEADING answers a LOOKING one with its leader,
+//! which lets a restarted server join an established ensemble. Observers
+//! never vote.
 //!
 //! **Discovery.** Followers send `FollowerInfo(acceptedEpoch, lastZxid)`;
 //! once a quorum (the leader included) has, the leader picks
@@ -68,6 +70,8 @@
 pub mod codec;
 mod election;
 mod peer;
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 
@@ -109,6 +113,10 @@ pub struct ZabConfig {
     /// Transactions the leader keeps to sync followers with a DIFF
     /// (`zookeeper.commitLogCount`); a follower further behind gets a SNAP.
     pub history_max: usize,
+    /// Bytes of encoded transactions the history may hold besides
+    /// `history_max`; whichever bound is reached first trims it (only
+    /// committed records are ever trimmed).
+    pub history_bytes_max: usize,
     /// Rounds proposed and not yet committed (pipelining depth).
     pub rounds_in_flight_max: usize,
     pub batch_records_max: usize,
@@ -128,6 +136,7 @@ impl ZabConfig {
             sync_limit: 5,
             finalize_wait_ms: 200,
             history_max: crate::constants::HISTORY_TXNS_MAX,
+            history_bytes_max: crate::constants::HISTORY_BYTES_MAX,
             rounds_in_flight_max: crate::constants::ROUNDS_IN_FLIGHT_MAX,
             batch_records_max: crate::constants::BATCH_PROPOSALS_MAX,
             batch_bytes_max: crate::constants::BATCH_BYTES_MAX,
@@ -164,7 +173,8 @@ pub struct Durable {
     /// The zxid of the snapshot the log continues.
     pub snapshot_zxid: i64,
     /// The log's records after the snapshot, oldest first (the history the
-    /// server can sync others from; trimmed to `history_max`).
+    /// server can sync others from; trimmed to `history_max` and
+    /// `history_bytes_max`).
     pub records: Vec<Record>,
     pub accepted_epoch: u32,
     pub current_epoch: u32,

@@ -39,6 +39,8 @@ struct Core {
     /// Logged records, oldest first: covers `(history_floor, last_logged]`.
     history: VecDeque<Record>,
     history_floor: i64,
+    /// Payload bytes of `history`, bounded by `cfg.history_bytes_max`.
+    history_bytes: usize,
     /// The election round, kept across roles.
     clock: u64,
     /// Ids of forwarded requests, unique across roles: an outcome for a
@@ -47,8 +49,19 @@ struct Core {
     next_request: u64,
     /// The vote this server settled on (answered to LOOKING servers).
     vote: Vote,
+    /// Voters whose election connection the shell reports down.
+    unreachable: BTreeSet<ServerId>,
+    /// FollowerInfo received while LOOKING, by learner: a voter that chose
+    /// us can decide before we do (its last vote to us and its
+    /// FollowerInfo travel on different connections). Used if we lead.
+    early_follower_info: BTreeMap<ServerId, Message>,
     serving: bool,
     restarting: bool,
+    /// When this server last started LOOKING (ZooKeeper's `start_fle`).
+    looking_since_ms: u64,
+    /// Elections this server concluded, and how long the last one took.
+    elections: u64,
+    last_election_ms: u64,
     now: u64,
     out: Vec<Output>,
 }
@@ -93,22 +106,38 @@ impl Core {
             );
             self.last_logged = z.0;
         }
+        self.history_bytes += fresh.iter().map(|(_, b)| b.len()).sum::<usize>();
         self.history.extend(fresh.iter().cloned());
         self.out.push(Output::Append(fresh));
     }
 
-    /// Drops the oldest history once it is both committed and beyond the
-    /// bound, so the uncommitted tail is always there to sync from.
+    /// Drops the oldest history once it is both committed and beyond
+    /// either bound (count or bytes), so the uncommitted tail is always
+    /// there to sync from.
     fn trim_history(&mut self, committed: i64) {
-        while self.history.len() > self.cfg.history_max {
+        while self.history.len() > self.cfg.history_max
+            || self.history_bytes > self.cfg.history_bytes_max
+        {
             match self.history.front() {
-                Some((z, _)) if *z <= committed => {
+                Some((z, bytes)) if *z <= committed => {
                     self.history_floor = *z;
+                    self.history_bytes -= bytes.len();
                     self.history.pop_front();
                 }
                 _ => break,
             }
         }
+        debug_assert_eq!(
+            self.history_bytes,
+            self.history.iter().map(|(_, b)| b.len()).sum::<usize>()
+        );
+    }
+
+    /// Forgets the whole history (a SNAP replaced the state).
+    fn clear_history(&mut self, floor: i64) {
+        self.history.clear();
+        self.history_bytes = 0;
+        self.history_floor = floor;
     }
 
     /// Logged records after `zxid`.
@@ -291,6 +320,7 @@ impl Peer {
             .unwrap_or(durable.tree.last_zxid)
             .max(durable.tree.last_zxid);
         let history_floor = durable.snapshot_zxid;
+        let history_bytes = durable.records.iter().map(|(_, b)| b.len()).sum();
         let mut core = Core {
             id,
             accepted_epoch: durable.accepted_epoch,
@@ -301,6 +331,7 @@ impl Peer {
             durable: last_logged,
             history: durable.records.into(),
             history_floor,
+            history_bytes,
             clock: 0,
             next_request: 1,
             vote: Vote {
@@ -308,8 +339,13 @@ impl Peer {
                 zxid: last_logged,
                 peer_epoch: durable.current_epoch,
             },
+            unreachable: BTreeSet::new(),
+            early_follower_info: BTreeMap::new(),
             serving: false,
             restarting: false,
+            looking_since_ms: now_ms,
+            elections: 0,
+            last_election_ms: 0,
             now: now_ms,
             out: Vec::new(),
             cfg,
@@ -374,6 +410,18 @@ impl Peer {
         self.core.last_logged
     }
 
+    /// Elections this server concluded (it left LOOKING to lead, follow or
+    /// observe), and how long the last one took, in ms from entering
+    /// LOOKING (ZooKeeper's `election_time`, `end_fle - start_fle`).
+    pub fn elections(&self) -> (u64, u64) {
+        (self.core.elections, self.core.last_election_ms)
+    }
+
+    /// Records kept to sync learners with a DIFF, and their payload bytes.
+    pub fn history_size(&self) -> (usize, usize) {
+        (self.core.history.len(), self.core.history_bytes)
+    }
+
     /// The tree reads are served from.
     pub fn tree(&self) -> &DataTree {
         match &self.role {
@@ -415,7 +463,7 @@ impl Peer {
             Role::Leading(l) => {
                 let p = l.pipeline.as_mut().expect("serving leader has a pipeline");
                 for submission in submissions {
-                    p.submit(submission, now_ms);
+                    p.submit_from(submission, self.core.id, now_ms);
                     taken += 1;
                 }
                 l.flush(&mut self.core);
@@ -543,6 +591,7 @@ impl Peer {
         if self.core.restarting {
             return;
         }
+        self.core.early_follower_info.remove(&peer);
         let next = match &mut self.role {
             Role::Leading(l) => {
                 l.learners.remove(&peer);
@@ -552,6 +601,22 @@ impl Peer {
             _ => Next::Stay,
         };
         self.after(next);
+    }
+
+    /// The election connection to `peer` is up or down, as the transport
+    /// sees it. A LOOKING server does not wait for votes from voters it
+    /// cannot hear (see `Election::decide`); until told otherwise, every
+    /// voter is assumed reachable.
+    pub fn election_link(&mut self, peer: ServerId, up: bool, now_ms: u64) {
+        self.core.now = now_ms;
+        if up {
+            self.core.unreachable.remove(&peer);
+        } else {
+            self.core.unreachable.insert(peer);
+        }
+        if !self.core.restarting {
+            self.maybe_decide();
+        }
     }
 
     pub fn tick(&mut self, now_ms: u64) {
@@ -594,7 +659,14 @@ impl Peer {
             return;
         }
         let next = match &mut self.role {
-            Role::Looking(_) => Next::Stay,
+            Role::Looking(_) => {
+                if matches!(msg, Message::FollowerInfo { .. })
+                    && self.core.cfg.others(self.core.id).any(|s| s == from)
+                {
+                    self.core.early_follower_info.insert(from, msg);
+                }
+                Next::Stay
+            }
             Role::Leading(l) => l.receive(&mut self.core, from, msg),
             Role::Following(f) => f.receive(&mut self.core, from, msg),
         };
@@ -642,12 +714,21 @@ impl Peer {
         let Role::Looking(e) = &mut self.role else {
             return;
         };
-        let Decision::Elected(vote) = e.decide(&self.core.cfg, self.core.id, self.core.now) else {
+        let decision = e.decide(
+            &self.core.cfg,
+            self.core.id,
+            &self.core.unreachable,
+            self.core.now,
+        );
+        let Decision::Elected(vote) = decision else {
             return;
         };
         self.core.clock = e.clock;
         self.core.vote = vote;
         let now = self.core.now;
+        self.core.elections += 1;
+        self.core.last_election_ms = now.saturating_sub(self.core.looking_since_ms);
+        let early = std::mem::take(&mut self.core.early_follower_info);
         if vote.leader == self.core.id {
             let mut l = Box::new(Leader {
                 epoch: 0,
@@ -664,6 +745,12 @@ impl Peer {
                 last_ping_ms: now,
                 started_ms: now,
             });
+            // Learners that chose us before we did; a stale one (it has
+            // moved on) only never acknowledges our epoch, as when its
+            // FollowerInfo is still in flight when it changes its mind.
+            for (from, msg) in early {
+                l.receive(&mut self.core, from, msg);
+            }
             l.try_choose_epoch(&mut self.core);
             let next = l.try_confirm(&mut self.core);
             self.role = Role::Leading(l);
@@ -714,6 +801,7 @@ impl Peer {
             .then(|| self.core.own_vote());
         let mut e = Election::start(self.core.clock, self.core.id, own, self.core.now);
         self.core.clock = e.clock;
+        self.core.looking_since_ms = self.core.now;
         broadcast_vote(&mut self.core, &mut e);
         self.role = Role::Looking(e);
         self.maybe_decide();
@@ -853,7 +941,9 @@ impl Leader {
                     xid: origin.xid,
                     reads_ahead: false,
                 };
-                self.pipeline().submit(submission, core.now);
+                // The learner it came through owns the request, as
+                // ZooKeeper's `LearnerHandler` is its requests' owner.
+                self.pipeline().submit_from(submission, from, core.now);
                 self.flush(core);
                 Next::Stay
             }
@@ -1266,8 +1356,7 @@ impl Follower {
                 core.tree = tree.clone();
                 core.sessions = sessions.iter().copied().collect();
                 core.last_logged = tree.last_zxid;
-                core.history.clear();
-                core.history_floor = tree.last_zxid;
+                core.clear_history(tree.last_zxid);
                 core.out.push(Output::InstallSnapshot { tree, sessions });
             }
             Message::Diff { records, committed } if self.phase == FollowerPhase::Syncing => {

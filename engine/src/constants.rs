@@ -31,6 +31,10 @@ pub const HISTORY_TXNS_MAX: usize = 100_000;
 /// records; a follower further behind gets a SNAP.
 pub const HISTORY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// The smallest byte bound a configuration may set (`commitLogBytes`):
+/// what the rounds a leader has in flight may hold.
+pub const HISTORY_BYTES_MIN: usize = BATCH_BYTES_MAX * ROUNDS_IN_FLIGHT_MAX;
+
 /// Rounds (batches) a leader proposes before the oldest commits.
 pub const ROUNDS_IN_FLIGHT_MAX: usize = 8;
 
@@ -49,4 +53,4 @@ const _: () = assert!(BATCH_BYTES_MAX >= JUTE_MAXBUFFER_MAX / 16);
 // The rounds a leader may have in flight fit in the history's byte bound,
 // so that bound trims committed records rather than being exceeded by the
 // uncommitted tail it must keep.
-const _: () = assert!(HISTORY_BYTES_MAX >= BATCH_BYTES_MAX * ROUNDS_IN_FLIGHT_MAX);
+const _: () = assert!(HISTORY_BYTES_MAX >= HISTORY_BYTES_MIN);

@@ -39,6 +39,8 @@ pub struct Config {
     pub init_limit: u32,
     pub sync_limit: u32,
     pub commit_log_count: usize,
+    /// corral's `commitLogBytes`: the same history bounded in bytes too.
+    pub commit_log_bytes: usize,
     /// Serve read-only clients while there is no quorum.
     pub read_only_mode: bool,
     /// ZooKeeper's snapCount: transactions between snapshots (each server
@@ -93,6 +95,7 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             commit_log_count: engine::constants::HISTORY_TXNS_MAX,
+            commit_log_bytes: engine::constants::HISTORY_BYTES_MAX,
             read_only_mode: false,
             snap_count: 100_000,
             snap_retain_count: 3,
@@ -251,6 +254,16 @@ impl Config {
                 // there): transactions kept in memory to sync a follower
                 // with a DIFF; one further behind gets a SNAP.
                 "commitLogCount" | "zookeeper.commitLogCount" => c.commit_log_count = num(k, v)?,
+                // corral's own: the same history bounded in bytes; at least
+                // what one round of proposals can hold.
+                "commitLogBytes" => {
+                    let n: usize = num(k, v)?;
+                    let min = engine::constants::HISTORY_BYTES_MIN;
+                    if n < min {
+                        return Err(bad(k, v, format!("must be at least {min}")));
+                    }
+                    c.commit_log_bytes = n;
+                }
                 // ZooKeeper's readonlymode.enabled (a system property there).
                 "readonlymode.enabled" | "zookeeper.readonlymode.enabled" => {
                     c.read_only_mode = boolean(k, v)?
@@ -576,6 +589,13 @@ mod tests {
         ] {
             assert!(Config::from_zoo_cfg(bad_cfg).is_err(), "{bad_cfg}");
         }
+    }
+
+    #[test]
+    fn commit_log_bytes() {
+        let (c, _) = Config::from_zoo_cfg("commitLogBytes=134217728\n").unwrap();
+        assert_eq!(c.commit_log_bytes, 128 << 20);
+        assert!(Config::from_zoo_cfg("commitLogBytes=1024\n").is_err());
     }
 
     #[test]

@@ -191,6 +191,7 @@ impl Ensemble {
         zab.init_limit = config.init_limit;
         zab.sync_limit = config.sync_limit;
         zab.history_max = config.commit_log_count;
+        zab.history_bytes_max = config.commit_log_bytes;
         zab.extended_types = config.extended_types;
         zab.container_check_interval_ms = config.container_check_interval_ms;
         if zab.voters.len() == 1 {

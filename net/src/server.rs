@@ -1622,8 +1622,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // can sync others from; each payload is moved into one `Bytes` shared
     // by the decoded transaction and the history.
     let history_max = ensemble.zab.history_max;
+    let history_bytes_max = ensemble.zab.history_bytes_max;
     let mut history: std::collections::VecDeque<engine::zab::Record> =
         std::collections::VecDeque::new();
+    let mut history_bytes = 0usize;
     let mut count = 0;
     for (zxid, payload) in records {
         if zxid <= snapshot_zxid {
@@ -1641,10 +1643,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         assert_eq!(txn.header.zxid, zxid, "record zxid matches its transaction");
         pipeline.recover(&txn, clock.now_ms());
         if history_max > 0 {
-            if history.len() == history_max {
-                history.pop_front();
-            }
+            // Both bounds, as the peer trims: the startup peak stays within
+            // them too.
+            history_bytes += payload.len();
             history.push_back((zxid, payload));
+            while history.len() > history_max || history_bytes > history_bytes_max {
+                match history.pop_front() {
+                    Some((_, p)) => history_bytes -= p.len(),
+                    None => break,
+                }
+            }
         }
         count += 1;
     }

@@ -180,6 +180,15 @@ async fn writes_replicate_survive_a_killed_leader_and_reach_a_restarted_server()
         .four_letter_word("mntr")
         .unwrap();
     assert!(!follower_mntr.contains("zk_learners"), "{follower_mntr}");
+    // The same gauges on the leader's /metrics page, and only there.
+    let metrics = e.members[leader].admin_get("/metrics");
+    assert!(metrics.contains("\nsynced_followers 2\n"), "{metrics}");
+    assert!(metrics.contains("\nlearners 2\n"), "{metrics}");
+    let follower_metrics = e.members[(leader + 1) % 3].admin_get("/metrics");
+    assert!(
+        !follower_metrics.contains("\nlearners "),
+        "{follower_metrics}"
+    );
     let survivor = (leader + 1) % 3;
     // A session with an ephemeral, on a server that survives: the session
     // must live through the election.

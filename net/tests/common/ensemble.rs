@@ -42,11 +42,16 @@ impl Member {
 
     /// GET /commands/<name> from the admin server, as JSON text.
     pub fn admin_command(&self, name: &str) -> String {
+        self.admin_get(&format!("/commands/{name}"))
+    }
+
+    /// The body of a GET on the admin server.
+    pub fn admin_get(&self, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).expect("admin server");
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         write!(
             s,
-            "GET /commands/{name} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut out = String::new();

@@ -155,6 +155,7 @@ fn last_zxid<D: Disk>(
     disk: &D,
     dir: &Path,
     tail: &Path,
+    tail_image: &[u8],
     pos: usize,
 ) -> Result<Option<i64>, WalError> {
     let last_in = |bytes: &[u8], end: usize| {
@@ -171,11 +172,8 @@ fn last_zxid<D: Disk>(
         }
         last
     };
-    if pos > HEADER_LEN {
-        let bytes = disk.read(tail).map_err(io_err(tail))?;
-        if let Some(z) = last_in(&bytes, pos) {
-            return Ok(Some(z));
-        }
+    if let Some(z) = last_in(tail_image, pos) {
+        return Ok(Some(z));
     }
     // An empty last segment (a roll just before a crash): look further back.
     let segments = crate::recovery::segments_on(disk, dir).map_err(|e| WalError::Io {
@@ -220,8 +218,20 @@ impl<D: Disk> WalOn<D> {
         next_zxid: i64,
     ) -> Result<WalOn<D>, WalError> {
         let len = config.segment_bytes.max(disk.segment_bytes_min());
+        // The last segment as recovery left it, read once for both checks
+        // and for the partial block the cursor starts with.
+        let tail_image = match &tail {
+            Some((path, _)) => Some(disk.read(path).map_err(io_err(path))?),
+            None => None,
+        };
         let (path, pos) = match tail {
-            Some((path, pos)) => match last_zxid(&disk, &config.dir, &path, pos)? {
+            Some((path, pos)) => match last_zxid(
+                &disk,
+                &config.dir,
+                &path,
+                tail_image.as_deref().unwrap_or_default(),
+                pos,
+            )? {
                 // The caller recovered its state from a snapshot newer than
                 // the whole log: a SNAP (`restart_at`) was cut short by a
                 // crash or an I/O error after the snapshot was written and
@@ -264,8 +274,12 @@ impl<D: Disk> WalOn<D> {
         };
         let segment_len = disk.len(&path).map_err(io_err(&path))? as usize;
         let block_start = pos / BLOCK * BLOCK;
-        let tail_bytes = {
-            let all = disk.read(&path).map_err(io_err(&path))?;
+        // A fresh or restarted segment starts on a block boundary: no
+        // partial block, and `tail_image` is then not its image.
+        let tail_bytes = if pos % BLOCK == 0 {
+            Vec::new()
+        } else {
+            let all = tail_image.expect("an unaligned position comes from recovery's tail");
             all[block_start..pos].to_vec()
         };
         let file = disk.open_direct(&path).await.map_err(io_err(&path))?;

@@ -7,19 +7,27 @@
 //! persisted anything (the kernel may have dropped the dirty pages).
 //!
 //! # Layout
+//! - `disk` — the `Disk` trait: glommio's O_DIRECT files, and an in-memory
+//!   twin that loses, tears and fails writes for the model test.
 //! - `epoch` — the two ZAB epochs, persisted atomically in one small file.
+//! - `fuzz` — the bodies of the fuzz targets in `storage/fuzz/`.
 //! - `format` — the byte layout of segments and records; pure encode/decode.
 //! - `recovery` — reads a log directory back, truncating a torn tail.
-//! - `segment` — the aligned write cursor, and the fault-injecting disk of the model test.
-//! - `wal` — the glommio writer with group commit.
+//! - `model` — the model test of the log over the twin (also a fuzz target).
+//! - `segment` — the aligned write cursor, and the sector-level disk of its own model test.
+//! - `wal` — the writer with group commit, generic over the `Disk`.
 //! - `snapshot` — rkyv snapshots read through a memory map, and retention.
 
+pub mod disk;
 pub mod epoch;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzz;
+pub mod model;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot;
 pub mod wal;
 
 pub use recovery::{recover, Recovered, RecoveryError};
-pub use wal::{Wal, WalConfig, WalError};
+pub use wal::{Wal, WalConfig, WalError, WalOn};

@@ -9,10 +9,9 @@
 //!   step back in zxids is corruption of acknowledged data: startup stops
 //!   with the file and offset.
 
-use std::fs;
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::disk::{Disk, GlommioDisk};
 use crate::format::{self, RecordRead, HEADER_LEN};
 
 #[derive(Debug, thiserror::Error)]
@@ -101,43 +100,59 @@ pub struct Recovered {
     pub truncated_bytes: usize,
 }
 
+/// The segments of the log in `dir`, by first zxid.
 pub fn segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
-    let io = |source| RecoveryError::Io {
+    segments_on(&GlommioDisk, dir)
+}
+
+/// `segments` on any disk.
+pub fn segments_on<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
+    let names = disk.list(dir).map_err(|source| RecoveryError::Io {
         dir: dir.to_path_buf(),
         source,
-    };
-    let mut segs = Vec::new();
-    for e in fs::read_dir(dir).map_err(io)? {
-        let e = e.map_err(io)?;
-        if let Some(z) = e.file_name().to_str().and_then(format::parse_segment_name) {
-            segs.push((z, e.path()));
-        }
-    }
+    })?;
+    let mut segs: Vec<(i64, PathBuf)> = names
+        .iter()
+        .filter_map(|name| format::parse_segment_name(name).map(|z| (z, dir.join(name))))
+        .collect();
     segs.sort();
     Ok(segs)
 }
 
 /// Reads every segment of `dir` (which must exist), cutting a torn tail.
 pub fn recover(dir: &Path) -> Result<Recovered, RecoveryError> {
-    read(dir, true)
+    read(&GlommioDisk, dir, true)
+}
+
+/// `recover` on any disk.
+pub fn recover_on<D: Disk>(disk: &D, dir: &Path) -> Result<Recovered, RecoveryError> {
+    read(disk, dir, true)
 }
 
 /// Reads the log like `recover` but changes nothing (for offline tools).
 pub fn read_only(dir: &Path) -> Result<Recovered, RecoveryError> {
-    read(dir, false)
+    read(&GlommioDisk, dir, false)
 }
 
-fn read(dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
-    let segs = segments(dir)?;
+fn read<D: Disk>(disk: &D, dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
+    let segs = segments_on(disk, dir)?;
     let mut out = Recovered::default();
     let mut previous: Option<i64> = None;
     let count = segs.len();
     for (i, (first, file)) in segs.into_iter().enumerate() {
         let last_segment = i + 1 == count;
-        let bytes = fs::read(&file).map_err(|source| RecoveryError::Io {
+        let bytes = disk.read(&file).map_err(|source| RecoveryError::Io {
             dir: file.clone(),
             source,
         })?;
+        // Segments are created whole, header and zeros, before they get
+        // their name: a shorter one is damage, not a crash.
+        if bytes.len() < HEADER_LEN {
+            return Err(RecoveryError::Header {
+                file,
+                what: format!("{} bytes, shorter than its header", bytes.len()),
+            });
+        }
         let header_first = format::decode_header(&bytes).map_err(|e| RecoveryError::Header {
             file: file.clone(),
             what: e.to_string(),
@@ -176,27 +191,55 @@ fn read(dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
                 // so a later crash cannot resurrect it.
                 let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
                 out.truncated_bytes = end.saturating_sub(off);
-                if repair && end > off {
-                    fs::OpenOptions::new()
-                        .write(true)
-                        .open(&file)
-                        .and_then(|mut f| {
-                            f.seek(SeekFrom::Start(off as u64))?;
-                            f.write_all(&vec![0u8; end - off])?;
-                            f.sync_data()
-                        })
-                        .map_err(|source| RecoveryError::Io {
-                            dir: file.clone(),
-                            source,
-                        })?;
-                }
             }
         }
         if last_segment {
+            if repair {
+                make_durable(disk, &file, &bytes, off, out.truncated_bytes)?;
+            }
             out.tail = Some((file, off));
         }
     }
+    if repair && count > 0 {
+        disk.sync_dir(dir).map_err(|source| RecoveryError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    }
     Ok(out)
+}
+
+/// Writes the last segment back as recovery read it, up to `off` (the end
+/// of its last good record), with `cut` zeros after it, and syncs it.
+///
+/// What recovery reads is not necessarily durable. A previous run whose
+/// fdatasync failed stopped (fail-stop), but Linux marks the pages of a
+/// failed writeback clean, and a disk's write cache still answers reads
+/// with what it may never persist: a process restart then reads records
+/// that a power loss can still tear (`FaultyDisk` does exactly this). The
+/// writer would append after them, acknowledge, and after the power loss
+/// recovery would find corruption in front of acknowledged records. Only
+/// the last segment can hold such bytes (the previous run stopped at its
+/// first error, and every segment before the last was synced before the
+/// log rolled past it), so rewriting it, together with the directory sync
+/// that follows for renames whose sync failed, makes everything recovered
+/// durable before anything new is acknowledged. It costs one write of at
+/// most one segment at startup.
+fn make_durable<D: Disk>(
+    disk: &D,
+    file: &Path,
+    bytes: &[u8],
+    off: usize,
+    cut: usize,
+) -> Result<(), RecoveryError> {
+    let mut image = Vec::with_capacity(off + cut);
+    image.extend_from_slice(&bytes[..off]);
+    image.resize(off + cut, 0);
+    disk.write_synced(file, 0, &image)
+        .map_err(|source| RecoveryError::Io {
+            dir: file.to_path_buf(),
+            source,
+        })
 }
 
 /// Drops every record after `after` from the log in `dir` (ZAB's TRUNC: a
@@ -205,18 +248,27 @@ fn read(dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
 /// later segments are deleted, and everything is synced before returning,
 /// so a crash leaves either the old log or the truncated one.
 pub fn truncate_after(dir: &Path, after: i64) -> Result<usize, RecoveryError> {
+    truncate_after_on(&GlommioDisk, dir, after)
+}
+
+/// `truncate_after` on any disk.
+pub fn truncate_after_on<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    after: i64,
+) -> Result<usize, RecoveryError> {
     let io = |file: &Path| {
         let file = file.to_path_buf();
         move |source| RecoveryError::Io { dir: file, source }
     };
     let mut dropped = 0;
     let mut cut = false;
-    for (_, file) in segments(dir)? {
+    for (_, file) in segments_on(disk, dir)? {
         if cut {
-            fs::remove_file(&file).map_err(io(&file))?;
+            disk.remove(&file).map_err(io(&file))?;
             continue;
         }
-        let bytes = fs::read(&file).map_err(io(&file))?;
+        let bytes = disk.read(&file).map_err(io(&file))?;
         let mut off = HEADER_LEN;
         while off < bytes.len() {
             match format::read_record(&bytes[off..]) {
@@ -237,25 +289,18 @@ pub fn truncate_after(dir: &Path, after: i64) -> Result<usize, RecoveryError> {
             dropped += 1;
             rest += len;
         }
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&file)
-            .and_then(|mut f| {
-                f.seek(SeekFrom::Start(off as u64))?;
-                f.write_all(&vec![0u8; end.saturating_sub(off)])?;
-                f.sync_data()
-            })
+        disk.write_synced(&file, off as u64, &vec![0u8; end.saturating_sub(off)])
             .map_err(io(&file))?;
     }
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    disk.sync_dir(dir).map_err(io(dir))?;
     Ok(dropped)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
     use crate::format::{encode_header, encode_record, segment_name};
 
     fn write_segment(dir: &Path, first: i64, zxids: &[i64], size: usize) -> PathBuf {

@@ -145,10 +145,6 @@ pub fn write(dir: &Path, snap: &Snapshot) -> Result<(PathBuf, u64), SnapshotErro
 /// Maps a snapshot, checks its header, checksum and archive, and hands the
 /// validated archive to `f`.
 pub fn load<R>(path: &Path, f: impl FnOnce(&ArchivedSnapshot) -> R) -> Result<R, SnapshotError> {
-    let corrupt = |what: String| SnapshotError::Corrupt {
-        file: path.to_path_buf(),
-        what,
-    };
     let file = fs::File::open(path).map_err(|source| SnapshotError::Io {
         file: path.to_path_buf(),
         source,
@@ -159,31 +155,41 @@ pub fn load<R>(path: &Path, f: impl FnOnce(&ArchivedSnapshot) -> R) -> Result<R,
         file: path.to_path_buf(),
         source,
     })?;
-    let bytes: &[u8] = &map;
+    let archived = validate(&map).map_err(|what| SnapshotError::Corrupt {
+        file: path.to_path_buf(),
+        what,
+    })?;
+    Ok(f(archived))
+}
+
+/// Checks the bytes of a snapshot file (header, checksum, then the archive
+/// with rkyv's bytecheck) and returns the validated archive; `Err` says
+/// what is wrong. Never panics, whatever the bytes. The archive is found
+/// only if `bytes` starts 16-byte aligned, as a memory map does.
+pub fn validate(bytes: &[u8]) -> Result<&ArchivedSnapshot, String> {
     if bytes.len() < HEADER_LEN {
-        return Err(corrupt("shorter than its header".into()));
+        return Err("shorter than its header".into());
     }
     if &bytes[0..8] != MAGIC {
-        return Err(corrupt("bad magic".into()));
+        return Err("bad magic".into());
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(corrupt(format!("unsupported version {version}")));
+        return Err(format!("unsupported version {version}"));
     }
     let crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    let len = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes")) as usize;
-    if bytes.len() != HEADER_LEN + len {
-        return Err(corrupt(format!(
-            "payload length {len} does not match the file"
-        )));
+    let len = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes"));
+    // Checked: a damaged length near u64::MAX must not overflow (a panic
+    // in debug builds, a wrap that could match the file size in release).
+    if (HEADER_LEN as u64).checked_add(len) != Some(bytes.len() as u64) {
+        return Err(format!("payload length {len} does not match the file"));
     }
     let payload = &bytes[HEADER_LEN..];
     if crc32c::crc32c(payload) != crc {
-        return Err(corrupt("checksum mismatch".into()));
+        return Err("checksum mismatch".into());
     }
-    let archived = rkyv::access::<ArchivedSnapshot, rkyv::rancor::Error>(payload)
-        .map_err(|e| corrupt(format!("invalid archive: {e}")))?;
-    Ok(f(archived))
+    rkyv::access::<ArchivedSnapshot, rkyv::rancor::Error>(payload)
+        .map_err(|e| format!("invalid archive: {e}"))
 }
 
 /// Keeps the newest `retain` snapshots and deletes older ones, and every

@@ -53,6 +53,9 @@ fn main() -> ExitCode {
                 total.sessions_moved += r.sessions_moved;
                 total.elections_concluded += r.elections_concluded;
                 total.elections_early += r.elections_early;
+                total.handovers_asked += r.handovers_asked;
+                total.handovers_done += r.handovers_done;
+                total.handovers_given_up += r.handovers_given_up;
             }
             Ok(Err(e)) => {
                 failed += 1;
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, pauses {}, connection resets {}, follower syncs {} (TRUNC {}, SNAP {}), sessions moved {}, elections concluded {} (before the finalize wait {}), events {}",
+        "{} seeds, {failed} failed; acked writes {}, syncs checked {}, elections {}, crashes {}, partitions {}, pauses {}, connection resets {}, follower syncs {} (TRUNC {}, SNAP {}), sessions moved {}, elections concluded {} (before the finalize wait {}), handovers asked {} (done {}, given up {}), events {}",
         args.count,
         total.acked_writes,
         total.syncs_checked,
@@ -80,6 +83,9 @@ fn main() -> ExitCode {
         total.sessions_moved,
         total.elections_concluded,
         total.elections_early,
+        total.handovers_asked,
+        total.handovers_done,
+        total.handovers_given_up,
         total.events
     );
     if failed == 0 {

@@ -38,6 +38,11 @@ pub const HISTORY_BYTES_MIN: usize = BATCH_BYTES_MAX * ROUNDS_IN_FLIGHT_MAX;
 /// Rounds (batches) a leader proposes before the oldest commits.
 pub const ROUNDS_IN_FLIGHT_MAX: usize = 8;
 
+/// How long a leader asked to hand over leadership (`ydld`, `rqld`) waits
+/// for a successor that holds everything it logged. It cuts no new rounds
+/// meanwhile, so writes stall for at most this long if the handover fails.
+pub const YIELD_WAIT_MS_MAX: u64 = 1_000;
+
 /// ZooKeeper's default tickTime in milliseconds.
 pub const TICK_TIME_MS_DEFAULT: u64 = 2000;
 

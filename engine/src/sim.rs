@@ -13,6 +13,8 @@
 //!   crashes lose what was not synced, except a random prefix of it (a torn
 //!   tail that happened to reach the platter).
 //! - Servers: crash at random moments and restart from their disk later.
+//! - Operators: `ydld` on the leader (to any voter or a named one) and
+//!   `rqld` on a random server, at random moments.
 //!
 //! # What it checks, after every event
 //! - At most one leader per epoch.
@@ -111,6 +113,11 @@ pub struct Report {
     /// finalize wait (every reachable voter agreed).
     pub elections_concluded: usize,
     pub elections_early: usize,
+    /// Leadership handovers started (`ydld`, `rqld`), completed (the
+    /// leader stepped down for a caught-up successor) and given up.
+    pub handovers_asked: usize,
+    pub handovers_done: usize,
+    pub handovers_given_up: usize,
     pub events: u64,
 }
 
@@ -178,6 +185,8 @@ enum Event {
     Fault,
     Heal,
     ClientStep(usize),
+    /// An operator asks for a leadership handover.
+    Handover,
 }
 
 #[derive(Default)]
@@ -260,6 +269,9 @@ pub struct Sim {
     /// not noticed yet. What it sends there meanwhile is lost.
     dead: BTreeSet<(ServerId, ServerId)>,
     paused_until: BTreeMap<ServerId, u64>,
+    /// Draws for handovers, apart from `rng`: a history stays what it was
+    /// without handovers until the first one changes something.
+    handover_rng: Rng,
     partition: Option<BTreeSet<ServerId>>,
     faults_on: bool,
     /// Clients stop writing once faults stop, so the ensemble can settle.
@@ -301,6 +313,7 @@ impl Sim {
             last_arrival: BTreeMap::new(),
             dead: BTreeSet::new(),
             paused_until: BTreeMap::new(),
+            handover_rng: Rng::new(cfg.seed ^ 0x7e1d),
             partition: None,
             faults_on: cfg.faults,
             writes_on: true,
@@ -345,6 +358,8 @@ impl Sim {
         if sim.faults_on {
             let at = sim.rng.between(200_000, 1_500_000);
             sim.schedule(at, Event::Fault);
+            let at = sim.handover_rng.between(500_000, 2_500_000);
+            sim.schedule(at, Event::Handover);
         }
         sim
     }
@@ -478,7 +493,7 @@ impl Sim {
             // Clients are processes of their own: they notice a paused
             // server by its silence.
             Event::ClientStep(_) => None,
-            Event::Fault | Event::Heal => None,
+            Event::Fault | Event::Heal | Event::Handover => None,
         }
     }
 
@@ -579,6 +594,13 @@ impl Sim {
                 }
             }
             Event::Heal => self.partition = None,
+            Event::Handover => {
+                if self.faults_on {
+                    self.handover()?;
+                    let next = self.handover_rng.between(300_000, 2_000_000);
+                    self.schedule(next, Event::Handover);
+                }
+            }
             Event::ElectionLink {
                 at,
                 peer,
@@ -794,6 +816,13 @@ impl Sim {
                     }
                 }
                 Output::Serving(true) => {}
+                Output::Yielded(to) => {
+                    if to.is_some() {
+                        self.report.handovers_done += 1;
+                    } else {
+                        self.report.handovers_given_up += 1;
+                    }
+                }
             }
         }
         // Outputs may have produced more (persisted after a snapshot).
@@ -990,6 +1019,43 @@ impl Sim {
                 // A slow period: nothing but the delays the network draws.
             }
         }
+    }
+
+    /// `ydld` on the leader (half the time naming a random voter), or
+    /// `rqld` on a random server. A paused server does not answer.
+    fn handover(&mut self) -> Result<(), String> {
+        let now = self.now_ms();
+        let voters = self.zab.voters.clone();
+        let ask_leader = self.handover_rng.chance(500);
+        let (at, to) = match self.leader() {
+            Some(l) if ask_leader => {
+                let to = self
+                    .handover_rng
+                    .chance(500)
+                    .then(|| voters[self.handover_rng.below(voters.len() as u64) as usize]);
+                (l, to)
+            }
+            _ => (
+                self.ids[self.handover_rng.below(self.ids.len() as u64) as usize],
+                None,
+            ),
+        };
+        if self.paused_until.get(&at).is_some_and(|&t| t > self.now_us) {
+            return Ok(());
+        }
+        let Some(p) = self.peer_mut(at) else {
+            return Ok(());
+        };
+        let asked = if ask_leader {
+            p.yield_leadership(to, now).map(|()| at)
+        } else {
+            p.request_leadership(now)
+        };
+        self.note(|| format!("handover at {at} (ydld {ask_leader}, to {to:?}): {asked:?}"));
+        if asked.is_ok() {
+            self.report.handovers_asked += 1;
+        }
+        self.drain(at)
     }
 
     fn client_step(&mut self, c: usize) -> Result<(), String> {

@@ -86,6 +86,8 @@ pub enum Ask {
     Snapshot,
     /// `lgif`, asked of core 0 only.
     LogInfo,
+    /// `ydld` / `rqld`, asked of core 0 only.
+    Handover(crate::replica::HandoverKind),
 }
 
 /// A core's answer.
@@ -97,6 +99,7 @@ pub enum Answer {
     Dump(Dump),
     Snapshot(Result<i64, &'static str>),
     LogInfo(crate::server::LogInfo),
+    Handover(Result<engine::zab::ServerId, engine::zab::HandoverRefused>),
     Done,
 }
 
@@ -164,6 +167,10 @@ fn answer(shard: &Shard, ask: Ask) -> Answer {
         },
         Ask::LogInfo => match crate::server::log_info(shard) {
             Some(i) => Answer::LogInfo(i),
+            None => Answer::Done,
+        },
+        Ask::Handover(kind) => match crate::server::handover(shard, kind) {
+            Some(r) => Answer::Handover(r),
             None => Answer::Done,
         },
     }
@@ -637,6 +644,8 @@ const COMMANDS: &[(&str, &[&str], bool)] = &[
     ("last_snapshot", &["lsnp"], true),
     ("leader", &["lead"], true),
     ("log_info", &["lgif"], true),
+    // ClickHouse Keeper's rqld and ydld: leadership handover.
+    ("request_leadership", &["rqld"], true),
     // ZooKeeper answers monitor while not serving, from whatever it has;
     // ours needs the cores for the tree's figures.
     ("monitor", &["mntr"], true),
@@ -650,6 +659,7 @@ const COMMANDS: &[(&str, &[&str], bool)] = &[
     ("watch_summary", &["wchs"], true),
     ("watches", &["wchc"], true),
     ("watches_by_path", &["wchp"], true),
+    ("yield_leadership", &["ydld"], true),
     ("zabstate", &[], false),
 ];
 
@@ -718,6 +728,45 @@ fn command(admin: &Admin, name: &str) -> (u16, Value) {
             ),
         ),
     }
+}
+
+/// `ydld` / `rqld` as admin commands: starts the handover on core 0 and
+/// waits (at most `HANDOVER_REPORT_WAIT`, on this admin thread) for the
+/// outcome. `moved` says whether leadership moved as asked; `message` is
+/// the four-letter word's text; `leader` the leader seen at the end.
+fn handover_json(admin: &Admin, kind: crate::replica::HandoverKind) -> Option<Value> {
+    use crate::replica::{handover_progress, handover_refused_text, handover_timeout_text};
+    let answers = gather(&admin.stats, &[0], Ask::Handover(kind))?;
+    let asked = match answers.into_iter().next() {
+        Some(Answer::Handover(Ok(asked))) => asked,
+        Some(Answer::Handover(Err(why))) => {
+            return Some(json!({
+                "moved": false,
+                "leader": crate::replica::leader_id(),
+                "message": handover_refused_text(kind, why),
+            }));
+        }
+        other => panic!("core 0 answered Handover with {other:?}"),
+    };
+    let me = admin.config.my_id.unwrap_or(0);
+    let deadline = Instant::now() + crate::replica::HANDOVER_REPORT_WAIT;
+    let (moved, message) = loop {
+        if let Some(r) = handover_progress(kind, me, asked) {
+            break match r {
+                Ok(m) => (true, m),
+                Err(m) => (false, m),
+            };
+        }
+        if Instant::now() >= deadline {
+            break (false, handover_timeout_text(kind, asked));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Some(json!({
+        "moved": moved,
+        "leader": crate::replica::leader_id(),
+        "message": message,
+    }))
 }
 
 /// `lgif` as ClickHouse Keeper names it: indexes are zxids, terms are
@@ -797,6 +846,14 @@ fn run_command(admin: &Admin, primary: &str) -> Option<Value> {
                 })),
                 other => panic!("core 0 answered Snapshot with {other:?}"),
             }
+        }
+        "request_leadership" | "yield_leadership" => {
+            let kind = if primary == "yield_leadership" {
+                crate::replica::HandoverKind::Yield
+            } else {
+                crate::replica::HandoverKind::Request
+            };
+            object(handover_json(admin, kind)?)
         }
         "log_info" => {
             let answers = gather(&admin.stats, &[0], Ask::LogInfo)?;
@@ -1150,7 +1207,7 @@ mod tests {
     fn every_four_letter_word_with_a_command_resolves() {
         for w in [
             "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc",
-            "wchp", "dump", "dirs", "isro",
+            "wchp", "dump", "dirs", "isro", "csnp", "lgif", "rqld", "ydld",
         ] {
             assert!(command_names(w).is_some(), "{w}");
         }

@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use engine::types::SessionId;
 
 use crate::admin::{self, Ask};
+use crate::replica::{self, HandoverKind};
 use crate::server::Shard;
 use crate::stats::{self, ConnectionInfo};
 
@@ -282,7 +284,42 @@ pub async fn run(shard: &Shard, word: &str) -> String {
             }
             _ => return CORES_SILENT.into(),
         },
+        // ClickHouse Keeper's: hand leadership over (on the leader), or ask
+        // for it (on a follower). ClickHouse answers at once that the
+        // request was sent; we wait (bounded) and say how it ended.
+        "ydld" | "rqld" => {
+            let kind = if word == "ydld" {
+                HandoverKind::Yield
+            } else {
+                HandoverKind::Request
+            };
+            out = handover(shard, kind).await;
+            out.push('\n');
+        }
         _ => out.push_str("Unknown command\n"),
     }
     out
+}
+
+/// Starts a handover on core 0 and waits (at most
+/// `replica::HANDOVER_REPORT_WAIT`) to tell how it ended, in one line.
+async fn handover(shard: &Shard, kind: HandoverKind) -> String {
+    let asked = match admin::ask_core_zero(&shard.stats, Ask::Handover(kind)).await {
+        Some(admin::Answer::Handover(Ok(asked))) => asked,
+        Some(admin::Answer::Handover(Err(why))) => {
+            return replica::handover_refused_text(kind, why);
+        }
+        _ => return CORES_SILENT.trim_end().into(),
+    };
+    let me = shard.config.my_id.unwrap_or(0);
+    let deadline = Instant::now() + replica::HANDOVER_REPORT_WAIT;
+    loop {
+        if let Some(r) = replica::handover_progress(kind, me, asked) {
+            return r.unwrap_or_else(|failed| failed);
+        }
+        if Instant::now() >= deadline {
+            return replica::handover_timeout_text(kind, asked);
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -61,7 +61,7 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
     "dump", "dirs", "isro", "gtmk", "stmk",
     // ClickHouse Keeper's, which corral also answers.
-    "csnp", "lgif",
+    "csnp", "lgif", "rqld", "ydld",
 ];
 
 /// A connection's first four bytes may be a four-letter word instead of a

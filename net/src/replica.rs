@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use engine::pipeline::{CommittedBatch, Submission};
 use engine::tree::DataTree;
 use engine::types::SessionId;
-use engine::zab::{Durable, Output, Peer, PeerState, Record, ServerId, ZabConfig};
+use engine::zab::{Durable, HandoverRefused, Output, Peer, PeerState, Record, ServerId, ZabConfig};
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use storage::Wal;
 use tracing::{error, info, warn};
@@ -41,6 +41,101 @@ use crate::server::Clock;
 
 /// How often the peer's clock advances (elections, pings, session expiry).
 const TICK_PERIOD: Duration = Duration::from_millis(25);
+
+/// How long `ydld` and `rqld` wait to report how a handover ended: the
+/// leader's own wait for a caught-up successor (`YIELD_WAIT_MS_MAX`) plus
+/// an election, which a handover makes quick.
+pub const HANDOVER_REPORT_WAIT: Duration = Duration::from_millis(3_000);
+
+/// How the last handover this server started as leader ended, as its
+/// `Output::Yielded` said: `HANDOVER_PENDING` while under way,
+/// `HANDOVER_GAVE_UP`, or the successor's id + 2 once it stepped down.
+static HANDOVER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(HANDOVER_PENDING);
+const HANDOVER_PENDING: u64 = 0;
+const HANDOVER_GAVE_UP: u64 = 1;
+
+/// Which handover an operator asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandoverKind {
+    /// `ydld` / `yield_leadership`, on the leader.
+    Yield,
+    /// `rqld` / `request_leadership`, on a follower.
+    Request,
+}
+
+/// Why a handover was refused, as `ydld`/`rqld` say it (one line, no
+/// newline).
+pub fn handover_refused_text(kind: HandoverKind, why: HandoverRefused) -> String {
+    let head = match kind {
+        HandoverKind::Yield => "Failed to yield leadership",
+        HandoverKind::Request => "Failed to request leadership",
+    };
+    match why {
+        HandoverRefused::AlreadyLeader => "This server is already the leader.".into(),
+        HandoverRefused::NoOtherVoter => {
+            format!("{head}: this server is the only voter; there is no one to hand over to.")
+        }
+        HandoverRefused::NotLeader => format!("{head}: this server is not the leader."),
+        HandoverRefused::Observer => format!("{head}: an observer cannot lead."),
+        HandoverRefused::NoLeader => format!("{head}: this server follows no leader."),
+        HandoverRefused::NotAVoter(s) => format!("{head}: server {s} is not another voter."),
+        HandoverRefused::InProgress => {
+            format!("{head}: a leadership handover is already under way.")
+        }
+    }
+}
+
+/// Where a handover this server asked for stands (`asked`: for `ydld`
+/// this server, for `rqld` the leader it asked): None while undecided,
+/// then Ok(text) or Err(text). Read from the statics core 0 publishes, so
+/// any core (or the admin thread) can poll it.
+pub fn handover_progress(
+    kind: HandoverKind,
+    me: ServerId,
+    asked: ServerId,
+) -> Option<Result<String, String>> {
+    let serving = matches!(server_state(), "leader" | "follower");
+    match kind {
+        HandoverKind::Yield => match HANDOVER.load(Ordering::Relaxed) {
+            HANDOVER_PENDING => None,
+            HANDOVER_GAVE_UP => Some(Err(format!(
+                "Failed to yield leadership: no follower caught up with the leader's log within {} ms; this server is still the leader.",
+                engine::constants::YIELD_WAIT_MS_MAX
+            ))),
+            _ => match leader_id().filter(|_| serving) {
+                Some(l) if l != me => Some(Ok(format!("Leadership moved to server {l}."))),
+                Some(_) => Some(Err(
+                    "Failed to yield leadership: this server was elected again.".into(),
+                )),
+                None => None,
+            },
+        },
+        HandoverKind::Request => match leader_id().filter(|_| serving) {
+            Some(l) if l == me => Some(Ok(format!("This server ({me}) is now the leader."))),
+            Some(l) if l != asked => Some(Err(format!(
+                "Failed to request leadership: server {l} leads now, not this server."
+            ))),
+            _ => None,
+        },
+    }
+}
+
+/// What `ydld`/`rqld` say when `HANDOVER_REPORT_WAIT` passed undecided.
+pub fn handover_timeout_text(kind: HandoverKind, asked: ServerId) -> String {
+    let ms = HANDOVER_REPORT_WAIT.as_millis();
+    match kind {
+        HandoverKind::Yield => match HANDOVER.load(Ordering::Relaxed) {
+            n if n >= 2 => format!(
+                "Stepped down in favour of server {}, but no leader was elected within {ms} ms.",
+                n - 2
+            ),
+            _ => format!("Failed to yield leadership: no outcome within {ms} ms."),
+        },
+        HandoverKind::Request => format!(
+            "Failed to request leadership: sent the request to leader {asked}, but this server did not become leader within {ms} ms (a leader hands over only to a follower that holds its whole log)."
+        ),
+    }
+}
 
 /// What core 0 publishes to every core, in order.
 pub enum ToShard {
@@ -359,6 +454,32 @@ impl PeerCore {
         self.peer.borrow().outstanding()
     }
 
+    /// `ydld`: starts handing leadership over (see `Peer::yield_leadership`);
+    /// `handover_progress` then tells how it ends.
+    pub fn yield_leadership(&self) -> Result<(), HandoverRefused> {
+        let before = HANDOVER.swap(HANDOVER_PENDING, Ordering::Relaxed);
+        let r = self.with_peer(|p, now| p.yield_leadership(None, now));
+        if r.is_err() {
+            HANDOVER.store(before, Ordering::Relaxed);
+        } else {
+            info!("yielding leadership (ydld)");
+        }
+        r
+    }
+
+    /// `rqld`: asks the leader to hand over to this server; returns the
+    /// leader asked.
+    pub fn request_leadership(&self) -> Result<ServerId, HandoverRefused> {
+        let r = self.with_peer(|p, now| p.request_leadership(now));
+        if let Ok(leader) = r {
+            info!(
+                leader,
+                "asked the leader to hand leadership over to this server (rqld)"
+            );
+        }
+        r
+    }
+
     /// Carries out the peer's outputs, in order. Called after every call
     /// into the peer, and once at start for what `Peer::new` asked.
     pub fn pump(&self) {
@@ -394,6 +515,16 @@ impl PeerCore {
                 }
             }
             Output::Committed(batch) => self.publish(Pending::Committed(batch)),
+            Output::Yielded(successor) => {
+                match successor {
+                    Some(s) => info!(successor = s, "stepped down: leadership handed over"),
+                    None => warn!("leadership handover given up: no follower caught up in time; still leading"),
+                }
+                HANDOVER.store(
+                    successor.map_or(HANDOVER_GAVE_UP, |s| s + 2),
+                    Ordering::Relaxed,
+                );
+            }
             Output::Serving(serving) => {
                 let peer = self.peer.borrow();
                 let role = match peer.state() {

@@ -220,6 +220,10 @@ pub struct Conn {
     pub established: Instant,
     /// A session of read-only mode: local to this server, never logged.
     read_only: Cell<bool>,
+    /// A four-letter word's connection: it has no session, and it gets its
+    /// answer even when serving stops meanwhile (`ydld` waits through the
+    /// step-down it causes).
+    four_letter_word: Cell<bool>,
 }
 
 impl Conn {
@@ -931,7 +935,11 @@ impl Shard {
             let mut st = self.state.borrow_mut();
             st.catching_up.clear();
             st.submissions.clear();
-            st.conns.values().cloned().collect()
+            st.conns
+                .values()
+                .filter(|c| !c.four_letter_word.get())
+                .cloned()
+                .collect()
         };
         if !conns.is_empty() {
             let why = if stopped {
@@ -1211,6 +1219,7 @@ async fn serve_conn<S: ClientStream>(
         last_zxid: Cell::new(0),
         established: Instant::now(),
         read_only: Cell::new(false),
+        four_letter_word: Cell::new(false),
     });
     shard.state.borrow_mut().conns.insert(id, conn.clone());
     shard.publish_stats();
@@ -1246,6 +1255,7 @@ async fn read_loop<S: ClientStream>(
         // As ZooKeeper counts it: the word is the connection's one packet
         // received (`cons` shows it as `recved=1`).
         conn.received.set(1);
+        conn.four_letter_word.set(true);
         let text = fourlw::run(shard, word).await;
         conn.push_out(|o| o.extend_from_slice(text.as_bytes()));
         return Ok(());
@@ -1507,6 +1517,25 @@ pub(crate) fn snapshot_now(shard: &Shard) -> Option<Result<i64, &'static str>> {
         );
     }
     Some(result)
+}
+
+/// `ydld` / `rqld` on core 0 (None elsewhere): starts the handover;
+/// Ok(the server whose outcome to watch: this one for `ydld`, the leader
+/// asked for `rqld`).
+pub(crate) fn handover(
+    shard: &Shard,
+    kind: crate::replica::HandoverKind,
+) -> Option<Result<engine::zab::ServerId, engine::zab::HandoverRefused>> {
+    let PipelineLink::Local(p) = &shard.link else {
+        return None;
+    };
+    Some(match kind {
+        crate::replica::HandoverKind::Yield => {
+            let me = p.peer().id();
+            p.yield_leadership().map(|()| me)
+        }
+        crate::replica::HandoverKind::Request => p.request_leadership(),
+    })
 }
 
 /// `lgif`: what the log holds, in ClickHouse Keeper's terms (indexes are

@@ -36,6 +36,7 @@ const COMMANDS: &[&str] = &[
     "monitor",
     "observer_connection_stat_reset",
     "observers",
+    "request_leadership",
     "ruok",
     "server_stats",
     "stat_reset",
@@ -44,6 +45,7 @@ const COMMANDS: &[&str] = &[
     "watch_summary",
     "watches",
     "watches_by_path",
+    "yield_leadership",
     "zabstate",
 ];
 
@@ -558,6 +560,8 @@ fn every_listed_command_answers_json_in_zookeepers_envelope() {
         ("lsnp", "last_snapshot"),
         ("csnp", "create_snapshot"),
         ("lgif", "log_info"),
+        ("rqld", "request_leadership"),
+        ("ydld", "yield_leadership"),
     ] {
         assert_eq!(command(port, alias)["command"], json!(primary), "{alias}");
     }
@@ -1087,6 +1091,29 @@ async fn csnp_takes_a_snapshot_now_and_lgif_reports_the_log() {
     let c = client(&server).await;
     assert!(c.check_stat("/csnp19").await.unwrap().is_some());
     assert!(c.check_stat("/csnp-more").await.unwrap().is_some());
+}
+
+/// ClickHouse Keeper's `rqld` and `ydld` on a standalone server: there is
+/// nobody to hand leadership to, so both refuse, as words and as admin
+/// commands, and the server goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn rqld_and_ydld_refuse_on_a_standalone_server() {
+    let (server, port) = start();
+    let c = client(&server).await;
+    assert_eq!(
+        server.four_letter_word("ydld").unwrap(),
+        "Failed to yield leadership: this server is the only voter; there is no one to hand over to.\n"
+    );
+    assert_eq!(
+        server.four_letter_word("rqld").unwrap(),
+        "Failed to request leadership: this server is the only voter; there is no one to hand over to.\n"
+    );
+    for name in ["yield_leadership", "request_leadership"] {
+        let v = command(port, name);
+        assert_eq!(v["moved"], json!(false), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("only voter"), "{v}");
+    }
+    c.create("/still-serving", b"", OPEN).await.unwrap();
 }
 
 /// A session that pipelines more writes than a session may have queued

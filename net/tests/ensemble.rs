@@ -612,3 +612,73 @@ async fn a_write_on_a_connection_the_session_left_closes_it() {
         );
     }
 }
+
+/// ClickHouse Keeper's `ydld` and `rqld` (and their admin commands): the
+/// leader hands over to a caught-up follower within a bounded time and
+/// says to whom; a follower that asks becomes the leader. Acknowledged
+/// writes survive every handover and clients go on through them.
+#[tokio::test(flavor = "multi_thread")]
+async fn ydld_hands_leadership_over_and_rqld_brings_it_to_the_asker() {
+    let e = blocking(|| Ensemble::start(3, "", &["--cores", "2"]));
+    let word = |i: usize, w: &str| {
+        blocking(|| {
+            common::four_letter_word(e.members[i].client_port, w, Duration::from_secs(10))
+                .unwrap_or_default()
+        })
+    };
+    let old = blocking(|| e.wait_leader());
+    let c = connect(&e.connect_string()).await;
+    for i in 0..20 {
+        create_retrying(&c, &format!("/y{i}"), b"before").await;
+    }
+    let follower = (0..3).find(|&i| i != old).unwrap();
+    assert_eq!(
+        word(follower, "ydld"),
+        "Failed to yield leadership: this server is not the leader.\n"
+    );
+    assert_eq!(word(old, "rqld"), "This server is already the leader.\n");
+
+    // ydld on the leader: another server leads, promptly.
+    let t0 = Instant::now();
+    let text = word(old, "ydld");
+    let took = t0.elapsed();
+    let new = blocking(|| e.wait_leader());
+    assert_ne!(new, old);
+    assert_eq!(
+        text,
+        format!("Leadership moved to server {}.\n", e.members[new].id)
+    );
+    assert!(took < Duration::from_secs(2), "ydld took {took:?}");
+    // The client goes on; nothing acknowledged was lost.
+    for i in 0..10 {
+        create_retrying(&c, &format!("/z{i}"), b"after ydld").await;
+    }
+    assert_converged(&e, 30).await;
+
+    // rqld on a follower: it becomes the leader.
+    let asker = (0..3).find(|&i| i != new).unwrap();
+    let text = word(asker, "rqld");
+    assert_eq!(
+        text,
+        format!("This server ({}) is now the leader.\n", e.members[asker].id)
+    );
+    assert_eq!(blocking(|| e.wait_leader()), asker);
+    create_retrying(&c, "/after-rqld", b"").await;
+
+    // The admin commands, by name and alias.
+    let other = (0..3).find(|&i| i != asker).unwrap();
+    let json = blocking(|| e.members[other].admin_command("yield_leadership"));
+    assert!(json.contains("not the leader"), "{json}");
+    let json = blocking(|| e.members[asker].admin_command("ydld"));
+    assert!(json.contains("\"moved\": true"), "{json}");
+    assert!(json.contains("\"command\": \"yield_leadership\""), "{json}");
+    let leader = blocking(|| e.wait_leader());
+    assert_ne!(leader, asker);
+    let json = blocking(|| e.members[asker].admin_command("request_leadership"));
+    assert!(json.contains("\"moved\": true"), "{json}");
+    assert_eq!(blocking(|| e.wait_leader()), asker);
+    for i in 0..5 {
+        create_retrying(&c, &format!("/w{i}"), b"after admin").await;
+    }
+    assert_converged(&e, 36).await;
+}

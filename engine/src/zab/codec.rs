@@ -58,6 +58,8 @@ mod kind {
     pub const INFORM: u8 = 14;
     pub const PING: u8 = 15;
     pub const REQUEST: u8 = 16;
+    pub const YIELD: u8 = 17;
+    pub const LEADERSHIP_REQUEST: u8 = 18;
 }
 
 /// Appends one frame holding `msg` to `out`.
@@ -162,6 +164,13 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             out.put_jute_i64(*id as i64);
             put_submission(out, submission);
         }
+        Message::Yield { vote } => {
+            out.push(kind::YIELD);
+            out.put_jute_i64(vote.leader as i64);
+            out.put_jute_i64(vote.zxid);
+            out.put_jute_i32(vote.peer_epoch as i32);
+        }
+        Message::LeadershipRequest => out.push(kind::LEADERSHIP_REQUEST),
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -253,6 +262,14 @@ pub fn decode(body: Bytes) -> Result<Message, CodecError> {
             id: u64_of(r.i64()?, "request id")?,
             submission: submission(&mut r)?,
         },
+        kind::YIELD => Message::Yield {
+            vote: Vote {
+                leader: u64_of(r.i64()?, "leader")?,
+                zxid: r.i64()?,
+                peer_epoch: u32_of(r.i32()?, "peer epoch")?,
+            },
+        },
+        kind::LEADERSHIP_REQUEST => Message::LeadershipRequest,
         k => return Err(CodecError::Kind(k)),
     };
     if r.remaining() != 0 {
@@ -765,6 +782,14 @@ mod tests {
                     password: vec![1; 16],
                 },
             },
+            Message::Yield {
+                vote: Vote {
+                    leader: 2,
+                    zxid: 0x6_0000_0002,
+                    peer_epoch: 6,
+                },
+            },
+            Message::LeadershipRequest,
         ]
     }
 

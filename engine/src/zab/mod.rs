@@ -49,6 +49,22 @@
 //! where `done` carries the outcomes of the requests that follower
 //! forwarded, and `Inform` (records and outcomes) to observers.
 //!
+//! **Leadership handover** (`ydld`, `rqld`; ClickHouse Keeper's words).
+//! A leader asked to step down (`Peer::yield_leadership`, or a follower's
+//! `LeadershipRequest`) stops cutting rounds: requests wait in its
+//! pipeline, so its log stops growing. Once every round committed and a
+//! voter in broadcast (the one that asked, for `rqld`) acknowledged the
+//! last round, that voter holds everything the leader logged and its
+//! credentials equal the leader's. The leader sends `Yield(vote for it)`
+//! to every learner, after everything else of its leadership, and looks;
+//! the leader and every learner that gets the message propose that vote
+//! instead of their own for this one election round, so the successor is
+//! the only candidate and every reachable voter agrees at once. A server
+//! that missed the message proposes itself as usual, and whichever wins,
+//! discovery keeps the history safe as after any election. If no voter
+//! catches up within `YIELD_WAIT_MS_MAX` the leader gives up and goes on
+//! leading; `Output::Yielded` tells the shell either way.
+//!
 //! **Sync is a quorum round.** A `sync` is a barrier in the pipeline and a
 //! barrier-only batch is still a round: it commits only when a quorum
 //! acknowledges it *in the leader's epoch*. A deposed leader that does not
@@ -288,6 +304,14 @@ pub enum Message {
         id: u64,
         submission: Submission,
     },
+    /// Leader → learners: I step down now; elect `vote`'s server, which
+    /// holds everything I logged (`vote` carries its credentials, equal to
+    /// mine). Sent after every other message of this leadership.
+    Yield {
+        vote: Vote,
+    },
+    /// Follower → leader: hand leadership to me (`rqld`).
+    LeadershipRequest,
 }
 
 impl Message {
@@ -329,4 +353,27 @@ pub enum Output {
     /// Serving started or stopped. On stop, close every client connection:
     /// their pending requests are lost (clients see connection loss).
     Serving(bool),
+    /// A leadership handover this leader started is over: it stepped down
+    /// in favour of `Some(successor)`, or gave up (`None`: no voter held
+    /// everything it logged within `YIELD_WAIT_MS_MAX`) and still leads.
+    Yielded(Option<ServerId>),
+}
+
+/// Why a leadership handover (`ydld`, `rqld`) was not started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandoverRefused {
+    /// The ensemble has one voter: there is nobody to hand over to.
+    NoOtherVoter,
+    /// `ydld` on a server that does not lead (or not yet serves as leader).
+    NotLeader,
+    /// `rqld` on the leader itself.
+    AlreadyLeader,
+    /// `rqld` on an observer, which can never lead.
+    Observer,
+    /// `rqld` while this server follows no leader.
+    NoLeader,
+    /// The successor named is not another voter.
+    NotAVoter(ServerId),
+    /// A handover is already under way.
+    InProgress,
 }

@@ -5,8 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 
 use super::election::{Decision, Election, Notice, Vote};
-use super::{Done, DoneKind, Durable, Message, Output, PeerState, Record, ServerId, ZabConfig};
+use super::{
+    Done, DoneKind, Durable, HandoverRefused, Message, Output, PeerState, Record, ServerId,
+    ZabConfig,
+};
 use crate::apply;
+use crate::constants::YIELD_WAIT_MS_MAX;
 use crate::op::Response;
 use crate::pipeline::{
     CommittedBatch, CommittedEntry, Origin, Outcome, Pipeline, PipelineConfig, Submission,
@@ -215,6 +219,9 @@ struct Learner {
     phase: LearnerPhase,
     accepted_epoch: u32,
     last_heard_ms: u64,
+    /// The last round it acknowledged (NEWLEADER acknowledges every round
+    /// it was synced with): it holds every record up to that round's.
+    acked_round: u64,
 }
 
 impl Learner {
@@ -252,6 +259,18 @@ struct Leader {
     next_token: u64,
     last_ping_ms: u64,
     started_ms: u64,
+    /// A leadership handover under way (`ydld`, `rqld`): no new rounds are
+    /// cut until it ends.
+    handover: Option<Handover>,
+}
+
+/// A leader waiting to step down in favour of a voter that holds
+/// everything it logged.
+struct Handover {
+    /// The successor asked for (`rqld`), or any voter (`ydld`).
+    to: Option<ServerId>,
+    /// Gives up then and goes on leading.
+    deadline_ms: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -294,6 +313,9 @@ enum Role {
 enum Next {
     Stay,
     Look,
+    /// Look, proposing this vote instead of our own (a handover names the
+    /// successor; see `Leader::try_handover`).
+    LookFor(Vote),
 }
 
 pub struct Peer {
@@ -551,6 +573,71 @@ impl Peer {
         }
     }
 
+    /// `ydld`: step down in favour of another voter (`to`, or whichever
+    /// holds everything this leader logged first). Stops cutting rounds,
+    /// waits up to `YIELD_WAIT_MS_MAX` for such a voter, then steps down
+    /// and tells the learners to elect it; `Output::Yielded` says how it
+    /// ended. Refused at once when there is nothing to do.
+    pub fn yield_leadership(
+        &mut self,
+        to: Option<ServerId>,
+        now_ms: u64,
+    ) -> Result<(), HandoverRefused> {
+        self.core.now = now_ms;
+        let me = self.core.id;
+        if self.core.cfg.voters.iter().all(|&v| v == me) {
+            return Err(HandoverRefused::NoOtherVoter);
+        }
+        let Role::Leading(l) = &mut self.role else {
+            return Err(HandoverRefused::NotLeader);
+        };
+        if !l.established || self.core.restarting {
+            return Err(HandoverRefused::NotLeader);
+        }
+        if let Some(t) = to {
+            if t == me || !self.core.cfg.is_voter(t) {
+                return Err(HandoverRefused::NotAVoter(t));
+            }
+        }
+        if l.handover.is_some() {
+            return Err(HandoverRefused::InProgress);
+        }
+        l.handover = Some(Handover {
+            to,
+            deadline_ms: now_ms + YIELD_WAIT_MS_MAX,
+        });
+        self.after(Next::Stay);
+        Ok(())
+    }
+
+    /// `rqld`: ask the leader this server follows to hand leadership to
+    /// it (the leader runs `yield_leadership(Some(us))`). Returns the
+    /// leader asked.
+    pub fn request_leadership(&mut self, now_ms: u64) -> Result<ServerId, HandoverRefused> {
+        self.core.now = now_ms;
+        let me = self.core.id;
+        if self.core.cfg.voters.iter().all(|&v| v == me) {
+            return Err(HandoverRefused::NoOtherVoter);
+        }
+        if !self.core.cfg.is_voter(me) {
+            return Err(HandoverRefused::Observer);
+        }
+        match &self.role {
+            Role::Leading(_) => Err(HandoverRefused::AlreadyLeader),
+            Role::Following(f) if f.phase == FollowerPhase::Broadcast && !self.core.restarting => {
+                let leader = f.leader;
+                self.core.send(leader, Message::LeadershipRequest);
+                Ok(leader)
+            }
+            _ => Err(HandoverRefused::NoLeader),
+        }
+    }
+
+    /// A leadership handover is under way on this leader.
+    pub fn handing_over(&self) -> bool {
+        matches!(&self.role, Role::Leading(l) if l.handover.is_some())
+    }
+
     /// A client of this server is alive (a ping or any request).
     pub fn touch(&mut self, session: SessionId, now_ms: u64) {
         self.core.now = now_ms;
@@ -744,6 +831,7 @@ impl Peer {
                 next_token: 1,
                 last_ping_ms: now,
                 started_ms: now,
+                handover: None,
             });
             // Learners that chose us before we did; a stale one (it has
             // moved on) only never acknowledges our epoch, as when its
@@ -775,14 +863,33 @@ impl Peer {
     }
 
     fn after(&mut self, next: Next) {
-        if let Next::Look = next {
-            self.look();
+        match next {
+            Next::Look => self.look(),
+            Next::LookFor(vote) => self.look_for(Some(vote)),
+            Next::Stay => {
+                // Whatever moved may have let a handover complete.
+                if let Role::Leading(l) = &mut self.role {
+                    if let Some(vote) = l.try_handover(&mut self.core) {
+                        self.look_for(Some(vote));
+                    }
+                }
+            }
         }
     }
 
     /// Back to LOOKING: stop serving, bring the tree level with the log,
     /// start a new election round.
     fn look(&mut self) {
+        self.look_for(None);
+    }
+
+    /// Back to LOOKING, proposing `successor` (a handover's vote) rather
+    /// than ourselves unless it names us. For this election round only: a
+    /// server that steps down, and every learner it told, never proposes
+    /// itself, so the successor it chose is the only candidate (a better
+    /// vote from a server that missed the news still wins, and discovery
+    /// keeps that safe as in any election). The next round is ordinary.
+    fn look_for(&mut self, successor: Option<Vote>) {
         self.core.set_serving(false);
         if self.core.restarting {
             return;
@@ -791,14 +898,18 @@ impl Peer {
             if let Some(p) = l.pipeline.take() {
                 self.core.tree = p.committed_tree().clone();
             }
+            if l.handover.take().is_some() {
+                // Lost the quorum while waiting for a successor.
+                self.core.out.push(Output::Yielded(None));
+            }
         }
         let upto = self.core.last_logged;
         self.core.apply_logged(upto, |_, _, _| {});
-        let own = self
-            .core
-            .cfg
-            .is_voter(self.core.id)
-            .then(|| self.core.own_vote());
+        let me = self.core.id;
+        let own = self.core.cfg.is_voter(me).then(|| match successor {
+            Some(v) if v.leader != me => v,
+            _ => self.core.own_vote(),
+        });
         let mut e = Election::start(self.core.clock, self.core.id, own, self.core.now);
         self.core.clock = e.clock;
         self.core.looking_since_ms = self.core.now;
@@ -851,6 +962,7 @@ impl Leader {
                         phase: LearnerPhase::Connected,
                         accepted_epoch,
                         last_heard_ms: core.now,
+                        acked_round: 0,
                     },
                 );
             }
@@ -899,6 +1011,7 @@ impl Leader {
                     return self.try_establish(core);
                 }
                 learner.phase = LearnerPhase::Active;
+                learner.acked_round = round;
                 core.send(from, Message::UpToDate);
                 if learner.observer {
                     return Next::Stay;
@@ -911,6 +1024,7 @@ impl Leader {
             }
             Message::Ack { round } => {
                 if !learner.observer && learner.forwarding() {
+                    learner.acked_round = learner.acked_round.max(round);
                     for r in self.rounds.iter_mut().filter(|r| r.id <= round) {
                         r.acks.insert(from);
                     }
@@ -923,6 +1037,23 @@ impl Leader {
                     for s in touched {
                         p.touch(s, core.now);
                     }
+                }
+                Next::Stay
+            }
+            Message::LeadershipRequest => {
+                // `rqld` on that follower: hand over to it, if it is a
+                // voter in broadcast and no handover is under way (the
+                // requester sees whether it became leader).
+                let able = self.established
+                    && self.handover.is_none()
+                    && !learner.observer
+                    && learner.phase == LearnerPhase::Active
+                    && core.cfg.is_voter(from);
+                if able {
+                    self.handover = Some(Handover {
+                        to: Some(from),
+                        deadline_ms: core.now + YIELD_WAIT_MS_MAX,
+                    });
                 }
                 Next::Stay
             }
@@ -1133,7 +1264,11 @@ impl Leader {
     /// leader (and one `Propose` per follower), however requests trickle
     /// in. Rounds still waiting for followers' acks do not hold it back.
     fn flush(&mut self, core: &mut Core) {
-        if !self.established {
+        // During a handover requests wait in the pipeline: the successor
+        // must catch up with a log that stops growing. If the leader steps
+        // down they are dropped with its clients' connections, never
+        // acknowledged; if it gives up they go out then.
+        if !self.established || self.handover.is_some() {
             return;
         }
         while self.rounds.len() < core.cfg.rounds_in_flight_max
@@ -1246,6 +1381,47 @@ impl Leader {
         Next::Stay
     }
 
+    /// Completes a handover once a successor holds everything we logged:
+    /// every round committed (so our clients have their replies), our own
+    /// log durable, and the successor, a voter in broadcast, acknowledged
+    /// the last round. Its credentials then equal ours, and with us and
+    /// every learner told to propose it, the election picks it. Electing a
+    /// server that lacks a transaction we logged could drop a committed one
+    /// from the history (discovery would make it abdicate, but only after
+    /// another election). Returns the vote to look with, having told the
+    /// learners.
+    fn try_handover(&mut self, core: &mut Core) -> Option<Vote> {
+        let h = self.handover.as_ref()?;
+        if !self.rounds.is_empty() || core.durable < core.last_logged {
+            return None;
+        }
+        let last_round = self.next_round - 1;
+        let successor = self
+            .learners
+            .iter()
+            .filter(|(&sid, l)| {
+                !l.observer
+                    && core.cfg.is_voter(sid)
+                    && l.phase == LearnerPhase::Active
+                    && l.acked_round >= last_round
+                    && h.to.is_none_or(|t| t == sid)
+            })
+            .map(|(&sid, _)| sid)
+            .max()?;
+        self.handover = None;
+        let vote = Vote {
+            leader: successor,
+            zxid: core.last_logged,
+            peer_epoch: core.current_epoch,
+        };
+        let learners: Vec<ServerId> = self.learners.keys().copied().collect();
+        for sid in learners {
+            core.send(sid, Message::Yield { vote });
+        }
+        core.out.push(Output::Yielded(Some(successor)));
+        Some(vote)
+    }
+
     fn tick(&mut self, core: &mut Core) -> Next {
         let tick = core.cfg.tick_ms;
         if !self.established {
@@ -1268,6 +1444,12 @@ impl Leader {
             .count();
         if !core.cfg.is_quorum(live + 1) {
             return Next::Look;
+        }
+        if self.handover.as_ref().is_some_and(|h| now >= h.deadline_ms) {
+            // No voter caught up in time: go on leading, and cut the
+            // rounds that waited (below).
+            self.handover = None;
+            core.out.push(Output::Yielded(None));
         }
         if now >= self.last_ping_ms + tick / 2 {
             self.last_ping_ms = now;
@@ -1409,6 +1591,9 @@ impl Follower {
                     self.apply_committed(core, done, false);
                 }
             }
+            // The leader stepped down for `vote`'s server: look at once
+            // (rather than after syncLimit), proposing it.
+            Message::Yield { vote } => return Next::LookFor(vote),
             Message::Ping { .. } => {
                 let touched = std::mem::take(&mut self.touched).into_iter().collect();
                 core.send(self.leader, Message::Ping { touched });

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Durable, Message, Output, Peer, PeerState, ServerId, ZabConfig};
+use super::{Durable, HandoverRefused, Message, Output, Peer, PeerState, ServerId, ZabConfig};
 use crate::acl::AuthInfo;
 use crate::op::WriteOp;
 use crate::pipeline::{CommittedEntry, Origin, Outcome, Submission};
@@ -31,6 +31,8 @@ struct Ensemble {
     hold: BTreeSet<(ServerId, ServerId)>,
     held: Vec<(ServerId, ServerId, Message)>,
     next_conn: u64,
+    /// How each server's leadership handovers ended (`Output::Yielded`).
+    yielded: BTreeMap<ServerId, Vec<Option<ServerId>>>,
 }
 
 impl Ensemble {
@@ -49,6 +51,7 @@ impl Ensemble {
             hold: BTreeSet::new(),
             held: Vec::new(),
             next_conn: 1,
+            yielded: BTreeMap::new(),
         };
         for id in ids {
             let peer = Peer::new(id, cfg.clone(), Durable::empty(false), 0);
@@ -95,6 +98,7 @@ impl Ensemble {
                             let published = self.published.get_mut(&id).expect("known");
                             published.extend(batch.entries);
                         }
+                        Output::Yielded(to) => self.yielded.entry(id).or_default().push(to),
                         Output::PersistEpochs { .. } | Output::Serving(_) => {}
                     }
                 }
@@ -508,4 +512,164 @@ fn a_follower_info_that_arrives_before_the_last_vote_is_kept() {
         "the new leader serves without a retry"
     );
     assert!(e.peers[&x].serving());
+}
+
+/// The outcome `server` published for the request made on connection
+/// `conn`, if any yet.
+fn outcome_of_conn(e: &Ensemble, server: ServerId, conn: u64) -> Option<Outcome> {
+    e.published[&server]
+        .iter()
+        .find(|x| x.origin.is_some_and(|o| o.conn == conn))
+        .map(|x| x.outcome.clone())
+}
+
+/// `ydld`: the leader hands over to a follower that holds everything it
+/// logged, tells the learners at once, and the ensemble elects that
+/// follower within one exchange of votes (nobody waits for a timeout or
+/// the finalize wait: every voter proposes the successor). Nothing that
+/// was acknowledged is lost, and the old leader follows.
+#[test]
+fn a_yielding_leader_hands_over_to_a_caught_up_follower() {
+    let mut e = Ensemble::new(3, |c| c.finalize_wait_ms = 200);
+    e.run(1_000);
+    let old = e.leader();
+    let s = e.connect(old);
+    assert!(is_ok(e.write(old, s, create("/n"))));
+    for i in 0..5 {
+        assert!(is_ok(e.write(old, s, set_data("/n", i))));
+    }
+    let now = e.now;
+    assert_eq!(e.peer(old).yield_leadership(None, now), Ok(()));
+    e.pump();
+    let leader = e.leader();
+    assert_ne!(leader, old);
+    assert_eq!(e.yielded[&old], vec![Some(leader)]);
+    assert_eq!(e.peers[&old].state(), PeerState::Following);
+    for (&id, p) in &e.peers {
+        assert!(p.serving(), "server {id}");
+        assert_eq!(p.tree().get("/n").map(|n| n.version), Some(5), "{id}");
+        let (count, last_ms) = p.elections();
+        assert_eq!(count, 2, "server {id}");
+        assert!(last_ms < 200, "server {id}: election took {last_ms} ms");
+    }
+    // Clients go on: the session lives, writes commit under the new leader.
+    assert!(e.reattach(leader, s));
+    assert!(is_ok(e.write(leader, s, set_data("/n", 9))));
+}
+
+/// A follower that lacks what the leader logged must not succeed it: with
+/// the highest-id follower cut off (it would win an ordinary tie on
+/// zxid), `ydld` hands over to the other one, which has everything.
+#[test]
+fn the_successor_must_hold_everything_the_leader_logged() {
+    let mut e = Ensemble::new(3, |_| {});
+    e.run(1_000);
+    let old = e.leader();
+    let followers = e.followers();
+    let lagging = *followers.iter().max().expect("followers");
+    let caught_up = *followers.iter().min().expect("followers");
+    e.cut.insert(lagging);
+    let s = e.connect(old);
+    assert!(is_ok(e.write(old, s, create("/n"))));
+    let now = e.now;
+    assert_eq!(e.peer(old).yield_leadership(None, now), Ok(()));
+    e.pump();
+    e.run(200);
+    assert_eq!(e.leader(), caught_up);
+    assert_eq!(e.yielded[&old], vec![Some(caught_up)]);
+    assert!(e.peers[&caught_up].tree().get("/n").is_some());
+}
+
+/// `ydld` in favour of a follower that is behind (here cut off) waits
+/// `YIELD_WAIT_MS_MAX` without cutting rounds, then gives up: the leader
+/// goes on leading and the write that waited meanwhile commits.
+#[test]
+fn a_yield_to_a_lagging_follower_gives_up_and_the_leader_goes_on() {
+    let mut e = Ensemble::new(3, |_| {});
+    e.run(1_000);
+    let old = e.leader();
+    let lagging = *e.followers().iter().max().expect("followers");
+    e.cut.insert(lagging);
+    let s = e.connect(old);
+    assert!(is_ok(e.write(old, s, create("/n"))));
+    let now = e.now;
+    assert_eq!(e.peer(old).yield_leadership(Some(lagging), now), Ok(()));
+    assert_eq!(
+        e.peer(old).yield_leadership(None, now),
+        Err(HandoverRefused::InProgress)
+    );
+    e.pump();
+    assert!(e.peers[&old].handing_over());
+    // A write during the handover waits in the pipeline.
+    let origin = e.origin();
+    let conn = origin.conn;
+    assert_eq!(e.write(old, s, set_data("/n", 1)), None);
+    assert_eq!(outcome_of_conn(&e, old, conn), None);
+    e.run(crate::constants::YIELD_WAIT_MS_MAX - 100);
+    assert!(e.peers[&old].handing_over());
+    e.run(200);
+    assert!(!e.peers[&old].handing_over());
+    assert_eq!(e.yielded[&old], vec![None]);
+    assert_eq!(e.leader(), old);
+    assert!(is_ok(outcome_of_conn(&e, old, conn + 1)));
+    assert!(is_ok(e.write(old, s, set_data("/n", 2))));
+}
+
+/// `rqld` on a follower: the leader hands over to that follower, even
+/// though another caught-up follower has a higher id (which an ordinary
+/// election would prefer).
+#[test]
+fn a_leadership_request_makes_the_requester_leader() {
+    let mut e = Ensemble::new(3, |c| c.finalize_wait_ms = 200);
+    e.run(1_000);
+    let old = e.leader();
+    let requester = *e.followers().iter().min().expect("followers");
+    let s = e.connect(requester);
+    assert!(is_ok(e.write(requester, s, create("/n"))));
+    let now = e.now;
+    assert_eq!(e.peer(requester).request_leadership(now), Ok(old));
+    e.pump();
+    assert_eq!(e.leader(), requester);
+    assert_eq!(e.yielded[&old], vec![Some(requester)]);
+    assert_eq!(e.followers().len(), 2);
+    assert!(e.reattach(requester, s));
+    assert!(is_ok(e.write(requester, s, set_data("/n", 1))));
+}
+
+/// What cannot be handed over is refused at once, with the reason.
+#[test]
+fn handovers_are_refused_where_there_is_nothing_to_hand_over() {
+    let mut e = Ensemble::new(3, |_| {});
+    e.run(1_000);
+    let leader = e.leader();
+    let f = e.followers()[0];
+    let now = e.now;
+    assert_eq!(
+        e.peer(f).yield_leadership(None, now),
+        Err(HandoverRefused::NotLeader)
+    );
+    assert_eq!(
+        e.peer(leader).request_leadership(now),
+        Err(HandoverRefused::AlreadyLeader)
+    );
+    assert_eq!(
+        e.peer(leader).yield_leadership(Some(leader), now),
+        Err(HandoverRefused::NotAVoter(leader))
+    );
+    assert_eq!(
+        e.peer(leader).yield_leadership(Some(7), now),
+        Err(HandoverRefused::NotAVoter(7))
+    );
+
+    let mut one = Ensemble::new(1, |_| {});
+    one.run(500);
+    let now = one.now;
+    assert_eq!(
+        one.peer(1).yield_leadership(None, now),
+        Err(HandoverRefused::NoOtherVoter)
+    );
+    assert_eq!(
+        one.peer(1).request_leadership(now),
+        Err(HandoverRefused::NoOtherVoter)
+    );
 }

@@ -326,6 +326,12 @@ pub struct ServerMetrics {
     /// Times a connection stopped being read because its session had too
     /// many requests queued or too many reply bytes unread.
     pub connections_throttled: AtomicU64,
+    /// ZooKeeper's proposal_count, commit_count,
+    /// learner_proposal_received_count, learner_commit_received_count.
+    pub proposals: AtomicU64,
+    pub commits: AtomicU64,
+    pub learner_proposals_received: AtomicU64,
+    pub learner_commits_received: AtomicU64,
     /// ZooKeeper's `election_time`: each election this server concluded,
     /// from entering LOOKING to leading, following or observing, in ms.
     pub election_ms: Histogram,
@@ -367,6 +373,10 @@ impl ServerMetrics {
             slow_requests: AtomicU64::new(0),
             enforce_auth_refusals: AtomicU64::new(0),
             connections_throttled: AtomicU64::new(0),
+            proposals: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            learner_proposals_received: AtomicU64::new(0),
+            learner_commits_received: AtomicU64::new(0),
             election_ms: Histogram::new(ELECTION_MS_BOUNDS),
             recovery_ms: AtomicU64::new(0),
             transactions_recovered: AtomicU64::new(0),
@@ -845,6 +855,30 @@ pub fn render(r: &Render<'_>) -> String {
             };
             e.gauge(name, help, v as f64);
         }
+    }
+    for (name, help, v) in [
+        (
+            "proposal_count",
+            "Rounds of proposals this leader sent to its learners.",
+            &s.proposals,
+        ),
+        (
+            "commit_count",
+            "Rounds this leader committed with its learners.",
+            &s.commits,
+        ),
+        (
+            "learner_proposal_received_count",
+            "Proposals this learner received.",
+            &s.learner_proposals_received,
+        ),
+        (
+            "learner_commit_received_count",
+            "Commits (and observers' informs) this learner received.",
+            &s.learner_commits_received,
+        ),
+    ] {
+        e.counter(name, help, v.load(Ordering::Relaxed) as f64);
     }
     e.counter(
         "corral_connections_throttled_total",

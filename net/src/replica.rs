@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use engine::pipeline::{CommittedBatch, Submission};
 use engine::tree::DataTree;
 use engine::types::SessionId;
+use engine::zab::Message as ZabMessage;
 use engine::zab::{Durable, HandoverRefused, Output, Peer, PeerState, Record, ServerId, ZabConfig};
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use storage::Wal;
@@ -342,6 +343,9 @@ pub struct PeerCore {
     publish_wake: LocalSender<()>,
     /// Elections of the peer already recorded in the metrics.
     elections_recorded: std::cell::Cell<u64>,
+    /// The newest round this leader counted as proposed (it is sent once
+    /// per learner).
+    last_counted_round: std::cell::Cell<u64>,
 }
 
 /// The receiving ends of `PeerCore`'s queues, for the tasks that drain them.
@@ -381,6 +385,7 @@ impl PeerCore {
             publish: RefCell::new(VecDeque::new()),
             publish_wake: pub_tx,
             elections_recorded: std::cell::Cell::new(0),
+            last_counted_round: std::cell::Cell::new(0),
         });
         Ok((
             core,
@@ -443,6 +448,19 @@ impl PeerCore {
     }
 
     fn inbound(&self, msg: Inbound) {
+        // ZooKeeper's learner_proposal_received_count and
+        // learner_commit_received_count.
+        if let Inbound::Message { msg, .. } = &msg {
+            match **msg {
+                ZabMessage::Propose { .. } => metrics::SERVER
+                    .learner_proposals_received
+                    .fetch_add(1, Ordering::Relaxed),
+                ZabMessage::Commit { .. } | ZabMessage::Inform { .. } => metrics::SERVER
+                    .learner_commits_received
+                    .fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
         self.with_peer(|p, now| match msg {
             Inbound::Message { from, msg } => p.receive(from, *msg, now),
             Inbound::Disconnected { peer } => p.disconnected(peer, now),
@@ -498,6 +516,15 @@ impl PeerCore {
     fn execute(&self, output: Output) {
         match output {
             Output::Send { to, msg } => match &self.transport {
+                // ZooKeeper's proposal_count: rounds this leader proposed.
+                Some(t) if matches!(&msg, ZabMessage::Propose { round, .. } if *round > self.last_counted_round.get()) =>
+                {
+                    if let ZabMessage::Propose { round, .. } = &msg {
+                        self.last_counted_round.set(*round);
+                    }
+                    metrics::SERVER.proposals.fetch_add(1, Ordering::Relaxed);
+                    t.send(to, &msg)
+                }
                 Some(t) => t.send(to, &msg),
                 None => unreachable!("a standalone peer sends nothing (to {to})"),
             },
@@ -514,7 +541,14 @@ impl PeerCore {
                     std::process::exit(3);
                 }
             }
-            Output::Committed(batch) => self.publish(Pending::Committed(batch)),
+            Output::Committed(batch) => {
+                // ZooKeeper's commit_count: what a leader of learners
+                // committed (a standalone server counts none, as there).
+                if self.transport.is_some() && self.peer.borrow().state() == PeerState::Leading {
+                    metrics::SERVER.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                self.publish(Pending::Committed(batch))
+            }
             Output::Yielded(successor) => {
                 match successor {
                     Some(s) => info!(successor = s, "stepped down: leadership handed over"),

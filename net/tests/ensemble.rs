@@ -184,7 +184,13 @@ async fn writes_replicate_survive_a_killed_leader_and_reach_a_restarted_server()
     let metrics = e.members[leader].admin_get("/metrics");
     assert!(metrics.contains("\nsynced_followers 2\n"), "{metrics}");
     assert!(metrics.contains("\nlearners 2\n"), "{metrics}");
+    // Proposals and commits moved with the writes above, on both sides.
+    assert!(metric(&metrics, "proposal_count") >= 1.0, "{metrics}");
+    assert!(metric(&metrics, "commit_count") >= 1.0, "{metrics}");
     let follower_metrics = e.members[(leader + 1) % 3].admin_get("/metrics");
+    assert!(metric(&follower_metrics, "learner_proposal_received_count") >= 1.0);
+    assert!(metric(&follower_metrics, "learner_commit_received_count") >= 1.0);
+    assert_eq!(metric(&follower_metrics, "proposal_count"), 0.0);
     assert!(
         !follower_metrics.contains("\nlearners "),
         "{follower_metrics}"
@@ -505,6 +511,13 @@ async fn without_a_quorum_read_only_clients_can_still_read() {
     );
     let c = connect(&e.members[alone].addr()).await;
     c.create("/after", b"", OPEN).await.unwrap();
+}
+
+/// A sample without labels on a Prometheus page.
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
 }
 
 /// An integer line of `mntr` (`key<TAB>value`).

@@ -77,6 +77,22 @@ pub enum WriteOp {
     Invalid(ErrorCode),
 }
 
+impl WriteOp {
+    /// The one znode this write names; None for multi, closeSession and a
+    /// refused write.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            WriteOp::Create { path, .. }
+            | WriteOp::Delete { path, .. }
+            | WriteOp::DeleteContainer { path }
+            | WriteOp::SetData { path, .. }
+            | WriteOp::SetAcl { path, .. }
+            | WriteOp::Check { path, .. } => Some(path),
+            WriteOp::Multi(_) | WriteOp::CloseSession | WriteOp::Invalid(_) => None,
+        }
+    }
+}
+
 /// A read: answered on the session's own core from its view of the tree.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReadOp {
@@ -125,6 +141,27 @@ pub enum ReadOp {
         persistent_recursive: Vec<String>,
     },
     WhoAmI,
+}
+
+impl ReadOp {
+    /// The one znode this read names; None for multiRead, getEphemerals
+    /// (a prefix), setWatches and whoAmI.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ReadOp::Exists { path, .. }
+            | ReadOp::GetData { path, .. }
+            | ReadOp::GetAcl { path }
+            | ReadOp::GetChildren { path, .. }
+            | ReadOp::GetAllChildrenNumber { path }
+            | ReadOp::CheckWatches { path, .. }
+            | ReadOp::RemoveWatches { path, .. }
+            | ReadOp::AddWatch { path, .. } => Some(path),
+            ReadOp::GetEphemerals { .. }
+            | ReadOp::MultiRead(_)
+            | ReadOp::SetWatches { .. }
+            | ReadOp::WhoAmI => None,
+        }
+    }
 }
 
 /// A successful reply body.

@@ -162,31 +162,17 @@ enum Queued {
 /// The path a write names, for the slow-request log (a multi: its first).
 fn write_path(op: &WriteOp) -> &str {
     match op {
-        WriteOp::Create { path, .. }
-        | WriteOp::Delete { path, .. }
-        | WriteOp::DeleteContainer { path }
-        | WriteOp::SetData { path, .. }
-        | WriteOp::SetAcl { path, .. }
-        | WriteOp::Check { path, .. } => path,
         WriteOp::Multi(ops) => ops.first().map(write_path).unwrap_or(""),
-        WriteOp::CloseSession | WriteOp::Invalid(_) => "",
+        op => op.path().unwrap_or(""),
     }
 }
 
 /// The path a read names, for the slow-request log.
 fn read_path(op: &ReadOp) -> &str {
     match op {
-        ReadOp::Exists { path, .. }
-        | ReadOp::GetData { path, .. }
-        | ReadOp::GetAcl { path }
-        | ReadOp::GetChildren { path, .. }
-        | ReadOp::GetAllChildrenNumber { path }
-        | ReadOp::CheckWatches { path, .. }
-        | ReadOp::RemoveWatches { path, .. }
-        | ReadOp::AddWatch { path, .. } => path,
         ReadOp::GetEphemerals { prefix } => prefix,
         ReadOp::MultiRead(ops) => ops.first().map(read_path).unwrap_or(""),
-        ReadOp::SetWatches { .. } | ReadOp::WhoAmI => "",
+        op => op.path().unwrap_or(""),
     }
 }
 

@@ -162,24 +162,8 @@ impl Request {
     /// The path a request names, for error messages.
     pub fn path(&self) -> Option<&str> {
         match self {
-            Request::Write(
-                WriteOp::Create { path, .. }
-                | WriteOp::Delete { path, .. }
-                | WriteOp::DeleteContainer { path }
-                | WriteOp::SetData { path, .. }
-                | WriteOp::SetAcl { path, .. }
-                | WriteOp::Check { path, .. },
-            ) => Some(path),
-            Request::Read(
-                ReadOp::Exists { path, .. }
-                | ReadOp::GetData { path, .. }
-                | ReadOp::GetAcl { path }
-                | ReadOp::GetChildren { path, .. }
-                | ReadOp::GetAllChildrenNumber { path }
-                | ReadOp::CheckWatches { path, .. }
-                | ReadOp::RemoveWatches { path, .. }
-                | ReadOp::AddWatch { path, .. },
-            ) => Some(path),
+            Request::Write(op) => op.path(),
+            Request::Read(op) => op.path(),
             Request::Sync(path) => Some(path),
             _ => None,
         }

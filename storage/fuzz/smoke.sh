@@ -22,7 +22,9 @@ for t in "${targets[@]}"; do
     echo "== fuzz $t for ${seconds}s (log: storage/fuzz/logs/$t.log)"
     mkdir -p "corpus/$t"
     status=0
-    cargo fuzz run -O -a "$t" "corpus/$t" -- \
+    # corpus/<t> grows (ignored by git); seeds/<t> are the committed valid
+    # shapes to start from (tests/fuzz_bodies.rs write_fuzz_seeds).
+    cargo fuzz run -O -a "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
         >"logs/$t.log" 2>&1 || status=$?
     grep -E '^Done|stat::number_of_executed_units' "logs/$t.log" || true

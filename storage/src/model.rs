@@ -6,8 +6,9 @@
 //! Steps: append a batch of records with increasing zxids (sometimes
 //! starting a new epoch), probe the sync latency (a rewrite and sync of the
 //! last block), inject a fault (any operation kind, after a few more
-//! operations, once or for good), install a snapshot (`restart_at`), and
-//! restart: after a power loss (unsynced sectors kept, lost or torn, a
+//! operations, once or for good), install a snapshot (`restart_at`), drop
+//! records after a zxid (`truncate_after`, ZAB's TRUNC, then a restart),
+//! and restart: after a power loss (unsynced sectors kept, lost or torn, a
 //! prefix of unsynced directory changes kept) or after the process alone
 //! died (everything in the page cache still there).
 //!
@@ -34,7 +35,7 @@ use futures_lite::future::block_on;
 
 use crate::disk::{Fault, FaultyDisk, Op};
 use crate::format::zxid_follows;
-use crate::recovery::recover_on;
+use crate::recovery::{recover_on, truncate_after_on};
 use crate::wal::{WalConfig, WalError, WalOn};
 
 /// Where the model's choices come from.
@@ -103,6 +104,7 @@ pub struct Summary {
     pub failures: usize,
     pub rolls: usize,
     pub snapshots: usize,
+    pub truncations: usize,
 }
 
 type Record = (i64, Vec<u8>);
@@ -283,6 +285,37 @@ impl Model {
         Ok(())
     }
 
+    /// ZAB's TRUNC: the server stops writing, drops every record after
+    /// `after` (`truncate_after`), and restarts.
+    fn truncate(&mut self, c: &mut impl Choices) -> Result<(), String> {
+        let keep = c.below(self.log.len() as u64 + 1) as usize;
+        let after = if keep == 0 {
+            self.base
+        } else {
+            self.log[keep - 1].0
+        };
+        self.note(format!(
+            "truncate_after {after:#x} (keeps {keep} of {})",
+            self.log.len()
+        ));
+        self.wal = None;
+        let mut dropped = self.log.split_off(keep);
+        dropped.append(&mut self.maybe);
+        self.must = self.must.min(keep);
+        match truncate_after_on(&self.disk, &self.dir, after) {
+            Ok(_) => {}
+            Err(e) => {
+                // Cut short: the dropped records (and a failed batch after
+                // them) may still be there.
+                self.note(format!("  failed: {e}"));
+                self.summary.failures += 1;
+                self.maybe = dropped;
+            }
+        }
+        self.summary.truncations += 1;
+        self.restart(c)
+    }
+
     fn inject(&mut self, c: &mut impl Choices) {
         let op = match c.below(6) {
             0 => Some(Op::Create),
@@ -440,6 +473,7 @@ pub fn run(
             60..=64 => m.probe()?,
             65..=74 => m.inject(choices),
             75..=76 => m.snapshot(choices)?,
+            77..=78 => m.truncate(choices)?,
             _ => m.restart(choices)?,
         }
     }
@@ -468,6 +502,7 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, steps_max: usize) -> Summary {
                 total.failures += s.failures;
                 total.rolls += s.rolls;
                 total.snapshots += s.snapshots;
+                total.truncations += s.truncations;
             }
             Err(e) => panic!(
                 "WAL model test failed with seed {seed} ({steps_max} steps)\n\

@@ -187,15 +187,20 @@ fn read<D: Disk>(disk: &D, dir: &Path, repair: bool) -> Result<Recovered, Recove
                         what: what.to_string(),
                     });
                 }
-                // A torn tail: zero everything after the last good record
-                // so a later crash cannot resurrect it.
-                let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
-                out.truncated_bytes = end.saturating_sub(off);
             }
         }
         if last_segment {
+            // A torn tail: zero everything after the last good record so a
+            // later crash cannot resurrect it. After a zero length too: a
+            // torn TRUNC (zeroing) can leave old records past a zeroed
+            // sector, and an append that ends on a block boundary would
+            // otherwise let the next recovery read on into them.
+            let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
+            out.truncated_bytes = end.saturating_sub(off);
+        }
+        if last_segment {
             if repair {
-                make_durable(disk, &file, &bytes, off, out.truncated_bytes)?;
+                make_durable(disk, &file, bytes, off)?;
             }
             out.tail = Some((file, off));
         }
@@ -209,33 +214,32 @@ fn read<D: Disk>(disk: &D, dir: &Path, repair: bool) -> Result<Recovered, Recove
     Ok(out)
 }
 
-/// Writes the last segment back as recovery read it, up to `off` (the end
-/// of its last good record), with `cut` zeros after it, and syncs it.
+/// Writes the whole last segment back as recovery read it, its records up
+/// to `off` and zeros after them, and syncs it.
 ///
 /// What recovery reads is not necessarily durable. A previous run whose
 /// fdatasync failed stopped (fail-stop), but Linux marks the pages of a
 /// failed writeback clean, and a disk's write cache still answers reads
 /// with what it may never persist: a process restart then reads records
-/// that a power loss can still tear (`FaultyDisk` does exactly this). The
-/// writer would append after them, acknowledge, and after the power loss
-/// recovery would find corruption in front of acknowledged records. Only
-/// the last segment can hold such bytes (the previous run stopped at its
-/// first error, and every segment before the last was synced before the
-/// log rolled past it), so rewriting it, together with the directory sync
-/// that follows for renames whose sync failed, makes everything recovered
-/// durable before anything new is acknowledged. It costs one write of at
-/// most one segment at startup.
+/// (or the zeros of a TRUNC) that a power loss can still tear or undo
+/// (`FaultyDisk` does exactly this). The writer would append after them
+/// and acknowledge, and after the power loss recovery would find
+/// corruption in front of acknowledged records, or truncated records back.
+/// Only the last segment can hold such bytes (the previous run stopped at
+/// its first error, every segment before the last was synced before the
+/// log rolled past it, and TRUNC deletes the segments after the one it
+/// zeroes first), so rewriting all of it, with the directory sync that
+/// follows for renames whose sync failed, makes what recovery found
+/// durable before anything new is acknowledged. It costs one write of one
+/// segment at startup.
 fn make_durable<D: Disk>(
     disk: &D,
     file: &Path,
-    bytes: &[u8],
+    mut bytes: Vec<u8>,
     off: usize,
-    cut: usize,
 ) -> Result<(), RecoveryError> {
-    let mut image = Vec::with_capacity(off + cut);
-    image.extend_from_slice(&bytes[..off]);
-    image.resize(off + cut, 0);
-    disk.write_synced(file, 0, &image)
+    bytes[off..].fill(0);
+    disk.write_synced(file, 0, &bytes)
         .map_err(|source| RecoveryError::Io {
             dir: file.to_path_buf(),
             source,
@@ -243,10 +247,14 @@ fn make_durable<D: Disk>(
 }
 
 /// Drops every record after `after` from the log in `dir` (ZAB's TRUNC: a
-/// follower holding transactions the new leader never committed). The
-/// segment holding the first dropped record is zeroed from that record on,
-/// later segments are deleted, and everything is synced before returning,
-/// so a crash leaves either the old log or the truncated one.
+/// follower holding transactions the new leader never committed). Later
+/// segments are deleted first, newest first, and the directory synced;
+/// then the segment holding the first dropped record, now the last one, is
+/// zeroed from that record on and synced. A crash therefore leaves the old
+/// log with some of its last segments gone, or the truncated log with a
+/// torn tail that recovery cuts: never a damaged segment in front of
+/// others (zeroing first, as before, could leave one: found by the model
+/// test).
 pub fn truncate_after(dir: &Path, after: i64) -> Result<usize, RecoveryError> {
     truncate_after_on(&GlommioDisk, dir, after)
 }
@@ -261,38 +269,44 @@ pub fn truncate_after_on<D: Disk>(
         let file = file.to_path_buf();
         move |source| RecoveryError::Io { dir: file, source }
     };
-    let mut dropped = 0;
-    let mut cut = false;
-    for (_, file) in segments_on(disk, dir)? {
-        if cut {
-            disk.remove(&file).map_err(io(&file))?;
-            continue;
-        }
-        let bytes = disk.read(&file).map_err(io(&file))?;
+    let segments = segments_on(disk, dir)?;
+    // The segment holding the first record after `after`, and where.
+    let mut cut = None;
+    for (i, (_, file)) in segments.iter().enumerate() {
+        let bytes = disk.read(file).map_err(io(file))?;
         let mut off = HEADER_LEN;
         while off < bytes.len() {
             match format::read_record(&bytes[off..]) {
                 RecordRead::Record { zxid, len, .. } if zxid <= after => off += len,
                 RecordRead::Record { .. } => {
-                    cut = true;
+                    cut = Some((i, off, bytes));
                     break;
                 }
                 RecordRead::End | RecordRead::Invalid(_) => break,
             }
         }
-        if !cut {
-            continue;
+        if cut.is_some() {
+            break;
         }
-        let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
-        let mut rest = off;
-        while let RecordRead::Record { len, .. } = format::read_record(&bytes[rest..]) {
-            dropped += 1;
-            rest += len;
-        }
-        disk.write_synced(&file, off as u64, &vec![0u8; end.saturating_sub(off)])
-            .map_err(io(&file))?;
+    }
+    let Some((i, off, bytes)) = cut else {
+        disk.sync_dir(dir).map_err(io(dir))?;
+        return Ok(0);
+    };
+    for (_, file) in segments[i + 1..].iter().rev() {
+        disk.remove(file).map_err(io(file))?;
     }
     disk.sync_dir(dir).map_err(io(dir))?;
+    let mut dropped = 0;
+    let mut rest = off;
+    while let RecordRead::Record { len, .. } = format::read_record(&bytes[rest..]) {
+        dropped += 1;
+        rest += len;
+    }
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
+    let file = &segments[i].1;
+    disk.write_synced(file, off as u64, &vec![0u8; end.saturating_sub(off)])
+        .map_err(io(file))?;
     Ok(dropped)
 }
 

@@ -144,3 +144,73 @@ fn probe_at_the_end_of_a_full_segment() {
         10, 1, 0, 213, 0, 0, 0, 1, 0, 0, 0, 73, 137, 63, 184, 20, 0, 0, 0, 63, 239, 63, 184,
     ]);
 }
+
+/// Writes the seed inputs of `storage/fuzz/seeds/` (valid shapes the
+/// fuzzer mutates from) when `CORRAL_WRITE_FUZZ_SEEDS` names that folder.
+#[test]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("CORRAL_WRITE_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        std::fs::write(dir.join(target).join(name), bytes).unwrap();
+    };
+    let snap = Snapshot {
+        zxid: 0x1_0000_0007,
+        acls: vec![vec![SnapshotAcl {
+            perms: 31,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }]],
+        nodes: vec![
+            SnapshotNode {
+                path: "/".into(),
+                data: None,
+                acl: 0,
+                czxid: 0,
+                mzxid: 0,
+                pzxid: 5,
+                ctime: 0,
+                mtime: 0,
+                version: 0,
+                cversion: 1,
+                aversion: 0,
+                ephemeral_owner: 0,
+            },
+            SnapshotNode {
+                path: "/a".into(),
+                data: Some(b"hello".to_vec()),
+                acl: 0,
+                czxid: 5,
+                mzxid: 7,
+                pzxid: 5,
+                ctime: 3,
+                mtime: 4,
+                version: 2,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: 0x77,
+            },
+        ],
+        sessions: vec![SnapshotSession {
+            id: 0x77,
+            timeout_ms: 4000,
+        }],
+    };
+    let mut s = vec![1u8];
+    s.extend_from_slice(&rkyv::to_bytes::<rkyv::rancor::Error>(&snap).unwrap());
+    write("snapshot", "valid", &s);
+    // Shape 5: a header, the body as records, then the body as it is.
+    let mut seg = vec![5u8];
+    seg.extend_from_slice(&[7u8; 150]);
+    write("segment", "header-records", &seg);
+    let mut raw = vec![0u8];
+    encode_record(&mut raw, 1, b"one");
+    encode_record(&mut raw, 2, b"two");
+    write("segment", "records", &raw);
+    let mut model = 7u64.to_le_bytes().to_vec();
+    model.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
+    write("wal_model", "steps", &model);
+}

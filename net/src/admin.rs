@@ -735,7 +735,7 @@ fn command(admin: &Admin, name: &str) -> (u16, Value) {
 /// outcome. `moved` says whether leadership moved as asked; `message` is
 /// the four-letter word's text; `leader` the leader seen at the end.
 fn handover_json(admin: &Admin, kind: crate::replica::HandoverKind) -> Option<Value> {
-    use crate::replica::{handover_progress, handover_refused_text, handover_timeout_text};
+    use crate::replica::{handover_outcome, handover_refused_text};
     let answers = gather(&admin.stats, &[0], Ask::Handover(kind))?;
     let asked = match answers.into_iter().next() {
         Some(Answer::Handover(Ok(asked))) => asked,
@@ -749,16 +749,10 @@ fn handover_json(admin: &Admin, kind: crate::replica::HandoverKind) -> Option<Va
         other => panic!("core 0 answered Handover with {other:?}"),
     };
     let me = admin.config.my_id.unwrap_or(0);
-    let deadline = Instant::now() + crate::replica::HANDOVER_REPORT_WAIT;
+    let started = Instant::now();
     let (moved, message) = loop {
-        if let Some(r) = handover_progress(kind, me, asked) {
-            break match r {
-                Ok(m) => (true, m),
-                Err(m) => (false, m),
-            };
-        }
-        if Instant::now() >= deadline {
-            break (false, handover_timeout_text(kind, asked));
+        if let Some(outcome) = handover_outcome(kind, me, asked, started) {
+            break outcome;
         }
         std::thread::sleep(Duration::from_millis(10));
     };

@@ -312,13 +312,10 @@ async fn handover(shard: &Shard, kind: HandoverKind) -> String {
         _ => return CORES_SILENT.trim_end().into(),
     };
     let me = shard.config.my_id.unwrap_or(0);
-    let deadline = Instant::now() + replica::HANDOVER_REPORT_WAIT;
+    let started = Instant::now();
     loop {
-        if let Some(r) = replica::handover_progress(kind, me, asked) {
-            return r.unwrap_or_else(|failed| failed);
-        }
-        if Instant::now() >= deadline {
-            return replica::handover_timeout_text(kind, asked);
+        if let Some((_, text)) = replica::handover_outcome(kind, me, asked, started) {
+            return text;
         }
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }

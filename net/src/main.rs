@@ -209,17 +209,18 @@ fn server(args: ServerArgs) -> ExitCode {
     if args.no_admin_server {
         config.admin_enable_server = false;
     }
-    if let Some(tls) = &config.tls {
-        if let Err(e) = net::tls::server_config(tls) {
+    let tls = match config.tls.as_ref().map(net::tls::server_config).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
             eprintln!("corral: configuration error: TLS: {e}");
             return ExitCode::from(2);
         }
-    }
+    };
     if args.check_config {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    match net::server::run(config) {
+    match net::server::run(config, tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("corral stopped: {e:#}");

@@ -122,6 +122,26 @@ pub fn handover_progress(
 }
 
 /// What `ydld`/`rqld` say when `HANDOVER_REPORT_WAIT` passed undecided.
+/// One look at a handover started at `started`: Some((moved, text)) once
+/// it ended or `HANDOVER_REPORT_WAIT` passed, None while it is under way.
+/// The four-letter word (on a core) and the admin command (on its thread)
+/// poll this, each with its own kind of sleep.
+pub fn handover_outcome(
+    kind: HandoverKind,
+    me: ServerId,
+    asked: ServerId,
+    started: Instant,
+) -> Option<(bool, String)> {
+    match handover_progress(kind, me, asked) {
+        Some(Ok(text)) => Some((true, text)),
+        Some(Err(text)) => Some((false, text)),
+        None if started.elapsed() >= HANDOVER_REPORT_WAIT => {
+            Some((false, handover_timeout_text(kind, asked)))
+        }
+        None => None,
+    }
+}
+
 pub fn handover_timeout_text(kind: HandoverKind, asked: ServerId) -> String {
     let ms = HANDOVER_REPORT_WAIT.as_millis();
     match kind {

@@ -1558,11 +1558,12 @@ fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts the server and blocks until it stops.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Starts the server and blocks until it stops. `tls`: the rustls
+/// configuration built from `config.tls` (`tls::server_config`, which the
+/// caller runs first to refuse a bad key store as a configuration error).
+pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
     let clock = Clock::new();
-    if let Some(settings) = &config.tls {
-        let tls = crate::tls::server_config(settings).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+    if let (Some(settings), Some(tls)) = (&config.tls, tls) {
         let _ = TLS.set(tls);
         info!(
             port = config.secure_client_port,

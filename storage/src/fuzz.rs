@@ -132,3 +132,35 @@ pub fn snapshot(data: &[u8]) {
         let _ = rkyv::deserialize::<snapshot::Snapshot, rkyv::rancor::Error>(archived);
     }
 }
+
+/// A small valid snapshot (one znode, one ACL, one session) at `zxid`: the
+/// shape the fuzz bodies mutate and the snapshot tests write.
+pub fn sample_snapshot(zxid: i64) -> snapshot::Snapshot {
+    use snapshot::{Snapshot, SnapshotAcl, SnapshotNode, SnapshotSession};
+    Snapshot {
+        zxid,
+        acls: vec![vec![SnapshotAcl {
+            perms: 31,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }]],
+        nodes: vec![SnapshotNode {
+            path: "/a".into(),
+            data: Some(b"x".to_vec()),
+            acl: 0,
+            czxid: 1,
+            mzxid: 2,
+            pzxid: 1,
+            ctime: 3,
+            mtime: 4,
+            version: 1,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+        }],
+        sessions: vec![SnapshotSession {
+            id: 7,
+            timeout_ms: 4000,
+        }],
+    }
+}

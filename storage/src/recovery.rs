@@ -197,8 +197,6 @@ fn read<D: Disk>(disk: &D, dir: &Path, repair: bool) -> Result<Recovered, Recove
             // otherwise let the next recovery read on into them.
             let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
             out.truncated_bytes = end.saturating_sub(off);
-        }
-        if last_segment {
             if repair {
                 make_durable(disk, &file, bytes, off)?;
             }

@@ -232,32 +232,7 @@ mod tests {
     }
 
     fn sample(zxid: i64) -> Snapshot {
-        Snapshot {
-            zxid,
-            acls: vec![vec![SnapshotAcl {
-                perms: 31,
-                scheme: "world".into(),
-                id: "anyone".into(),
-            }]],
-            nodes: vec![SnapshotNode {
-                path: "/a".into(),
-                data: Some(b"x".to_vec()),
-                acl: 0,
-                czxid: 1,
-                mzxid: 2,
-                pzxid: 1,
-                ctime: 3,
-                mtime: 4,
-                version: 1,
-                cversion: 0,
-                aversion: 0,
-                ephemeral_owner: 0,
-            }],
-            sessions: vec![SnapshotSession {
-                id: 7,
-                timeout_ms: 4000,
-            }],
-        }
+        crate::fuzz::sample_snapshot(zxid)
     }
 
     #[test]

@@ -82,32 +82,7 @@ fn segment_decoding_and_recovery_never_panic() {
 
 #[test]
 fn snapshot_validation_never_panics() {
-    let snap = Snapshot {
-        zxid: 42,
-        acls: vec![vec![SnapshotAcl {
-            perms: 31,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }]],
-        nodes: vec![SnapshotNode {
-            path: "/a".into(),
-            data: Some(b"x".to_vec()),
-            acl: 0,
-            czxid: 1,
-            mzxid: 2,
-            pzxid: 1,
-            ctime: 3,
-            mtime: 4,
-            version: 1,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: 0,
-        }],
-        sessions: vec![SnapshotSession {
-            id: 7,
-            timeout_ms: 4000,
-        }],
-    };
+    let snap = storage::fuzz::sample_snapshot(42);
     let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&snap).unwrap();
     // Shape 1: `storage::fuzz::snapshot` adds a correct header.
     let mut valid = vec![1u8];

@@ -1137,20 +1137,20 @@ async fn serve_tls_conn(
     };
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
+    // A refused handshake hands the socket back so the log line is written
+    // before the client sees the connection close.
     let handshake = glommio::timer::timeout(timeout, async {
-        acceptor
-            .accept(stream)
-            .await
-            .map_err(glommio::GlommioError::IoError)
+        Ok(acceptor.accept(stream).into_fallible().await)
     })
     .await;
     let tls = match handshake {
-        Ok(tls) => tls,
-        Err(glommio::GlommioError::IoError(e)) => {
+        Ok(Ok(tls)) => tls,
+        Ok(Err((e, stream))) => {
             metrics::SERVER
                 .tls_handshake_failures
                 .fetch_add(1, Ordering::Relaxed);
             warn!(%peer, "TLS handshake failed: {e}; closing connection");
+            drop(stream);
             return;
         }
         Err(e) => {

@@ -215,7 +215,7 @@ async fn mutual_tls_serves_verified_clients_and_refuses_the_rest() {
     );
 
     // Each refusal is a log line with the client's address.
-    let log = server.log();
+    let log = server.log_with("TLS handshake failed", before + 4);
     assert!(
         count(&log, "TLS handshake failed") >= before + 4,
         "expected a log line per refused handshake:\n{log}"
@@ -327,7 +327,7 @@ async fn enforce_auth_closes_unauthenticated_sessions() {
     if let Ok(anon) = anon {
         assert!(anon.get_data("/enforced").await.is_err());
     }
-    let log = server.log();
+    let log = server.log_with("enforce.auth", 1);
     assert!(log.contains("enforce.auth"), "{log}");
     let mntr = server.four_letter_word("srvr").unwrap();
     assert!(mntr.contains("Mode"), "still serving: {mntr}");

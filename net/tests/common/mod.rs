@@ -125,6 +125,21 @@ impl Server {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
+    /// The log once it holds `n` lines containing `needle`, or whatever it
+    /// holds after 10 s. A line the server writes about something a client
+    /// just saw (a closed connection, an expired session) may be written on
+    /// another core a moment after the client saw it.
+    pub fn log_with(&self, needle: &str, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= n || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

@@ -1609,10 +1609,28 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
     // Recovery rebuilds the tree and the sessions through a pipeline, the
     // way the log was written; the peer then starts from the result.
     let mut pipeline = engine::pipeline::Pipeline::new(pconfig, clock.now_ms());
+    // The log is read on its own thread while the snapshot loads: reading
+    // and re-syncing the last segment is mostly waiting for the disk. It
+    // starts after the newest snapshot's zxid, which is the one that loads
+    // unless that snapshot is damaged.
+    let newest_snapshot = storage::snapshot::list(&snap_dir)
+        .first()
+        .map_or(0, |(zxid, _)| *zxid);
+    let log_reader = {
+        let log_dir = log_dir.clone();
+        std::thread::Builder::new()
+            .name("corral-log-read".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let r = storage::recover_after(&log_dir, newest_snapshot);
+                (r, started.elapsed().as_millis() as u64)
+            })?
+    };
     if let Some((tree, sessions)) = crate::snap::load_newest(&snap_dir, extended_types) {
         pipeline.restore(tree, &sessions, clock.now_ms());
     }
     let snapshot_zxid = pipeline.last_zxid();
+    let snapshot_ms = started.elapsed().as_millis() as u64;
     if let Some((_, path)) = storage::snapshot::list(&snap_dir)
         .into_iter()
         .find(|(z, _)| *z == snapshot_zxid)
@@ -1629,11 +1647,23 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
             metrics::SERVER.set_last_snapshot(snapshot_zxid, m.len(), mtime_ms);
         }
     }
+    let (read, mut log_read_ms) = log_reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread reading the log panicked"))?;
+    let read = if snapshot_zxid == newest_snapshot {
+        read
+    } else {
+        // An older snapshot loaded: the log is needed from further back.
+        let again = Instant::now();
+        let r = storage::recover_after(&log_dir, snapshot_zxid);
+        log_read_ms += again.elapsed().as_millis() as u64;
+        r
+    };
     let storage::Recovered {
         records,
         tail: wal_tail,
         truncated_bytes,
-    } = storage::recover(&log_dir)?;
+    } = read?;
     // The newest records after the snapshot become the history the peer
     // can sync others from; each payload is moved into one `Bytes` shared
     // by the decoded transaction and the history.
@@ -1704,6 +1734,8 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
         sessions = sessions_recovered,
         accepted_epoch,
         current_epoch,
+        snapshot_ms,
+        log_read_ms,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered from the log"
     );

@@ -55,13 +55,21 @@ pub enum Stop {
 #[derive(Debug)]
 pub struct Parsed {
     pub records: Vec<(i64, Vec<u8>)>,
+    /// The zxid of the last record parsed, kept or not.
+    pub last: Option<i64>,
     pub end: usize,
     pub stop: Stop,
 }
 
 /// Parses a whole segment image (header included) without touching any
 /// file: the part of recovery that the model test drives directly.
-pub fn parse_segment(bytes: &[u8], mut previous: Option<i64>) -> Parsed {
+pub fn parse_segment(bytes: &[u8], previous: Option<i64>) -> Parsed {
+    parse_segment_after(bytes, previous, i64::MIN)
+}
+
+/// `parse_segment` keeping only the records after zxid `after`; the
+/// others are checked all the same.
+fn parse_segment_after(bytes: &[u8], mut previous: Option<i64>, after: i64) -> Parsed {
     let mut records = Vec::new();
     let mut off = HEADER_LEN;
     let stop = loop {
@@ -78,13 +86,16 @@ pub fn parse_segment(bytes: &[u8], mut previous: Option<i64>) -> Parsed {
                     }
                 }
                 previous = Some(zxid);
-                records.push((zxid, payload.to_vec()));
+                if zxid > after {
+                    records.push((zxid, payload.to_vec()));
+                }
                 off += len;
             }
         }
     };
     Parsed {
         records,
+        last: previous,
         end: off,
         stop,
     }
@@ -93,6 +104,8 @@ pub fn parse_segment(bytes: &[u8], mut previous: Option<i64>) -> Parsed {
 /// What was found: the records in order and where to continue writing.
 #[derive(Debug, Default)]
 pub struct Recovered {
+    /// Every record (`recover`), or those after a snapshot's zxid
+    /// (`recover_after`).
     pub records: Vec<(i64, Vec<u8>)>,
     /// The last segment and the offset of its first free byte.
     pub tail: Option<(PathBuf, usize)>,
@@ -121,25 +134,43 @@ pub fn segments_on<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>,
 
 /// Reads every segment of `dir` (which must exist), cutting a torn tail.
 pub fn recover(dir: &Path) -> Result<Recovered, RecoveryError> {
-    read(&GlommioDisk, dir, true)
+    read(&GlommioDisk, dir, true, i64::MIN)
+}
+
+/// `recover` for a server starting from a snapshot at zxid `after`: only
+/// the records after it are returned, and the segments wholly before it
+/// (the next segment starts at or before `after`) are not read at all, as
+/// ZooKeeper reads no log older than its snapshot. Replaying the log is
+/// then proportional to what the snapshot lacks, not to the log kept for
+/// older snapshots.
+pub fn recover_after(dir: &Path, after: i64) -> Result<Recovered, RecoveryError> {
+    read(&GlommioDisk, dir, true, after)
 }
 
 /// `recover` on any disk.
 pub fn recover_on<D: Disk>(disk: &D, dir: &Path) -> Result<Recovered, RecoveryError> {
-    read(disk, dir, true)
+    read(disk, dir, true, i64::MIN)
 }
 
 /// Reads the log like `recover` but changes nothing (for offline tools).
 pub fn read_only(dir: &Path) -> Result<Recovered, RecoveryError> {
-    read(&GlommioDisk, dir, false)
+    read(&GlommioDisk, dir, false, i64::MIN)
 }
 
-fn read<D: Disk>(disk: &D, dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
+fn read<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    repair: bool,
+    after: i64,
+) -> Result<Recovered, RecoveryError> {
     let segs = segments_on(disk, dir)?;
     let mut out = Recovered::default();
     let mut previous: Option<i64> = None;
     let count = segs.len();
-    for (i, (first, file)) in segs.into_iter().enumerate() {
+    // Segments whose records all precede `after`: every record of one is
+    // below the first zxid of the next.
+    let skip = segs.windows(2).take_while(|w| w[1].0 <= after).count();
+    for (i, (first, file)) in segs.into_iter().enumerate().skip(skip) {
         let last_segment = i + 1 == count;
         let bytes = disk.read(&file).map_err(|source| RecoveryError::Io {
             dir: file.clone(),
@@ -163,11 +194,9 @@ fn read<D: Disk>(disk: &D, dir: &Path, repair: bool) -> Result<Recovered, Recove
                 what: format!("header says first zxid {header_first:#x}"),
             });
         }
-        let parsed = parse_segment(&bytes, previous);
-        for (zxid, payload) in parsed.records {
-            previous = Some(zxid);
-            out.records.push((zxid, payload));
-        }
+        let parsed = parse_segment_after(&bytes, previous, after);
+        previous = parsed.last.or(previous);
+        out.records.extend(parsed.records);
         let off = parsed.end;
         match parsed.stop {
             Stop::End => {}
@@ -417,6 +446,30 @@ mod tests {
         // Nothing after: nothing changes.
         assert_eq!(truncate_after(&d, 2).unwrap(), 0);
         assert_eq!(recover(&d).unwrap().records.len(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn recover_after_a_snapshot_reads_only_what_it_lacks() {
+        let d = tmp("after");
+        let old = write_segment(&d, 1, &[1, 2, 3], 8192);
+        write_segment(&d, 4, &[4, 5, 6], 8192);
+        write_segment(&d, 7, &[7, 8], 8192);
+        let zxids = |r: Recovered| r.records.iter().map(|r| r.0).collect::<Vec<_>>();
+        assert_eq!(zxids(recover_after(&d, 5).unwrap()), vec![6, 7, 8]);
+        assert_eq!(zxids(recover_after(&d, 8).unwrap()), Vec::<i64>::new());
+        assert_eq!(zxids(recover_after(&d, 3).unwrap()), vec![4, 5, 6, 7, 8]);
+        // A segment the snapshot covers is not read: damage there does not
+        // matter to a server starting from the snapshot ...
+        let mut b = fs::read(&old).unwrap();
+        b[HEADER_LEN + 17] ^= 1;
+        fs::write(&old, &b).unwrap();
+        assert_eq!(zxids(recover_after(&d, 4).unwrap()), vec![5, 6, 7, 8]);
+        // ... but the one holding the snapshot's zxid is still checked.
+        assert!(recover_after(&d, 3).is_err());
+        // The tail is found as by `recover`.
+        let r = recover_after(&d, 8).unwrap();
+        assert_eq!(r.tail.unwrap().0, d.join(segment_name(7)));
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -367,12 +367,9 @@ fn done(r: &mut Reader) -> Result<Vec<Done>, CodecError> {
 fn put_tree(out: &mut Vec<u8>, tree: &DataTree) {
     out.put_jute_i64(tree.last_zxid);
     out.put_jute_bool(tree.extended_types());
-    let mut nodes: Vec<_> = tree.paths().collect();
-    // Parents before children is not needed by `restore`, but a stable
-    // order makes the encoding deterministic.
-    nodes.sort_by(|a, b| a.0.cmp(b.0));
-    out.put_jute_i32(nodes.len() as i32);
-    for (path, n) in nodes {
+    // The order `restore` rebuilds fastest; deterministic, too.
+    out.put_jute_i32(tree.node_count() as i32);
+    for (path, n) in tree.preorder() {
         out.put_jute_string(path);
         out.put_jute_buffer_opt(n.data.as_deref());
         out.put_jute_acls(&n.acl);
@@ -403,8 +400,8 @@ fn tree(r: &mut Reader) -> Result<DataTree, CodecError> {
         let (version, cversion, aversion) = (r.i32()?, r.i32()?, r.i32()?);
         let ephemeral_owner = r.i64()?;
         nodes.push((
-            path,
-            Node::restored(
+            Arc::from(path),
+            Arc::new(Node::restored(
                 data,
                 Arc::from(acl),
                 czxid,
@@ -416,7 +413,7 @@ fn tree(r: &mut Reader) -> Result<DataTree, CodecError> {
                 cversion,
                 aversion,
                 ephemeral_owner,
-            ),
+            )),
         ));
     }
     DataTree::restore(extended, last_zxid, nodes).map_err(|_| CodecError::Field("tree shape"))

@@ -32,6 +32,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The command line that ran, as `cargo run` spells it.
+pub fn command() -> String {
+    format!(
+        "cargo run -p bench --release -- {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    )
+}
+
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))

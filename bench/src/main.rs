@@ -6,11 +6,17 @@
 //! the server CPU per operation and RSS from /proc (loadgen samples them at
 //! the exact edges of its measured window), and writes
 //! docs/benchmarks/<date>.md with the table, the ratios and SVG plots.
-//! `report` redraws the page and plots from a run's saved JSON.
+//! `million` (memory, disk and restart time with a large tree) measures
+//! what the matrix does not, writing its own page and JSON.
+//! `report` redraws any page (and its plots) from a run's saved JSON.
 //!
 //! # Layout
-//! - `servers` — starting ZooKeeper and corral processes, readiness, teardown.
-//! - `report` — the markdown page and the machine description.
+//! - `servers` — starting ZooKeeper and corral processes, readiness,
+//!   crashing and restarting one of them, teardown.
+//! - `session` — a blocking ZooKeeper session, one request at a time, for
+//!   the probes that time restarts and failovers.
+//! - `million` — a subcommand: its flags, the run and its page.
+//! - `report` — compare's page, what every page opens with, the machine.
 //! - `plot` — the SVG charts (plotters).
 
 use std::path::{Path, PathBuf};
@@ -19,9 +25,11 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod million;
 mod plot;
 mod report;
 mod servers;
+mod session;
 
 use servers::{Cluster, Kind, ServerOptions};
 
@@ -36,9 +44,12 @@ struct Cli {
 enum Cmd {
     /// Start both servers, run the loadgen matrix against each, write the page.
     Compare(Box<CompareArgs>),
-    /// Redraw the page and plots from a saved results JSON.
+    /// Memory, disk and restart-to-serving time with --znodes znodes
+    /// (default a million), each server standalone.
+    Million(Box<million::MillionArgs>),
+    /// Redraw a page (and its plots) from a saved results JSON.
     Report {
-        /// The <name>.json a compare run wrote.
+        /// The <name>.json a run wrote.
         results: PathBuf,
     },
 }
@@ -148,6 +159,15 @@ impl Common {
         Ok(WorkDir {
             path,
             keep: self.keep,
+        })
+    }
+
+    /// The flags every results JSON records.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "servers": self.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "tick_time_ms": self.tick_time_ms,
+            "command": report::command(),
         })
     }
 }
@@ -284,6 +304,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Compare(args) => compare(*args),
+        Cmd::Million(args) => million::run(*args),
         Cmd::Report { results } => {
             let j: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(&results)
@@ -294,7 +315,13 @@ fn main() -> Result<()> {
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .context("results file name")?;
-            report::write(dir, name, &j)
+            let page = match j["bench"].as_str() {
+                Some("million") => million::page,
+                // compare's JSON has no "bench": it came first.
+                _ => return report::write(dir, name, &j),
+            };
+            std::fs::write(dir.join(format!("{name}.md")), page(dir, name, &j)?)?;
+            Ok(())
         }
     }
 }

@@ -6,8 +6,9 @@
 //! the server CPU per operation and RSS from /proc (loadgen samples them at
 //! the exact edges of its measured window), and writes
 //! docs/benchmarks/<date>.md with the table, the ratios and SVG plots.
-//! `million` (memory, disk and restart time with a large tree) measures
-//! what the matrix does not, writing its own page and JSON.
+//! `million` (memory, disk and restart time with a large tree) and
+//! `failover` (leader crash in a three-server ensemble) measure what the
+//! matrix does not, each writing its own page and JSON.
 //! `report` redraws any page (and its plots) from a run's saved JSON.
 //!
 //! # Layout
@@ -15,7 +16,8 @@
 //!   crashing and restarting one of them, teardown.
 //! - `session` — a blocking ZooKeeper session, one request at a time, for
 //!   the probes that time restarts and failovers.
-//! - `million` — a subcommand: its flags, the run and its page.
+//! - `million`, `failover` — one subcommand each: its
+//!   flags, the run and its page.
 //! - `report` — compare's page, what every page opens with, the machine.
 //! - `plot` — the SVG charts (plotters).
 
@@ -25,6 +27,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod failover;
 mod million;
 mod plot;
 mod report;
@@ -47,6 +50,8 @@ enum Cmd {
     /// Memory, disk and restart-to-serving time with --znodes znodes
     /// (default a million), each server standalone.
     Million(Box<million::MillionArgs>),
+    /// Leader failover under a light write load, three-server ensembles.
+    Failover(Box<failover::FailoverArgs>),
     /// Redraw a page (and its plots) from a saved results JSON.
     Report {
         /// The <name>.json a run wrote.
@@ -305,6 +310,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Compare(args) => compare(*args),
         Cmd::Million(args) => million::run(*args),
+        Cmd::Failover(args) => failover::run(*args),
         Cmd::Report { results } => {
             let j: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(&results)
@@ -317,6 +323,7 @@ fn main() -> Result<()> {
                 .context("results file name")?;
             let page = match j["bench"].as_str() {
                 Some("million") => million::page,
+                Some("failover") => failover::page,
                 // compare's JSON has no "bench": it came first.
                 _ => return report::write(dir, name, &j),
             };

@@ -239,6 +239,35 @@ impl Cluster {
         })
     }
 
+    /// Waits until every server serves and exactly one of them leads;
+    /// returns the leader.
+    pub fn wait_one_leader(&mut self, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for i in 0..self.size() {
+                self.check_running(i)?;
+            }
+            let modes: Vec<Option<String>> = (0..self.size()).map(|i| self.mode(i)).collect();
+            let serving = modes
+                .iter()
+                .all(|m| matches!(m.as_deref(), Some("leader" | "follower")));
+            let leaders: Vec<usize> = (0..self.size())
+                .filter(|&i| modes[i].as_deref() == Some("leader"))
+                .collect();
+            if serving && leaders.len() == 1 {
+                return Ok(leaders[0]);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} x{}: no single leader with every server serving after {timeout:?} (modes {modes:?})",
+                    self.kind.name(),
+                    self.size()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log_tail(&self, i: usize) -> String {
         let log = std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use client::codec::{self, ConnectRequest, Request};
 use engine::op::{ReadOp, Response, WriteOp};
-use engine::types::opcode;
+use engine::types::{opcode, Acl};
 
 /// Bytes of a connect response body we accept (it is 37 or 38).
 const CONNECT_RESPONSE_BYTES_MAX: usize = 1024;
@@ -137,6 +137,35 @@ impl Session {
             Response::Data(data, _) => Ok(data.unwrap_or_default()),
             other => bail!("getData {path}: unexpected reply {other:?}"),
         }
+    }
+
+    pub fn set_data(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        let (err, _) = self.call(&Request::Write(WriteOp::SetData {
+            path: path.to_string(),
+            data: Some(Bytes::copy_from_slice(data)),
+            version: -1,
+        }))?;
+        if err != 0 {
+            bail!("setData {path}: {}", codec::error_code(err));
+        }
+        Ok(())
+    }
+
+    /// A persistent node; one that exists already is fine.
+    pub fn ensure(&mut self, path: &str) -> Result<()> {
+        let (err, _) = self.call(&Request::Write(WriteOp::Create {
+            opcode: opcode::CREATE,
+            path: path.to_string(),
+            data: Some(Bytes::new()),
+            acl: vec![Acl::world_all()],
+            flags: 0,
+            ttl: -1,
+        }))?;
+        let code = codec::error_code(err);
+        if err != 0 && code != engine::types::ErrorCode::NodeExists {
+            bail!("create {path}: {code}");
+        }
+        Ok(())
     }
 
     /// Ends the session on the server (closeSession), so it does not linger

@@ -6,9 +6,10 @@
 //! the server CPU per operation and RSS from /proc (loadgen samples them at
 //! the exact edges of its measured window), and writes
 //! docs/benchmarks/<date>.md with the table, the ratios and SVG plots.
-//! `million` (memory, disk and restart time with a large tree) and
-//! `failover` (leader crash in a three-server ensemble) measure what the
-//! matrix does not, each writing its own page and JSON.
+//! `million` (memory, disk and restart time with a large tree), `failover`
+//! (leader crash in a three-server ensemble) and `kafka` (Kafka's
+//! controller failover) measure what the matrix does not, each writing its
+//! own page and JSON.
 //! `report` redraws any page (and its plots) from a run's saved JSON.
 //!
 //! # Layout
@@ -16,7 +17,7 @@
 //!   crashing and restarting one of them, teardown.
 //! - `session` — a blocking ZooKeeper session, one request at a time, for
 //!   the probes that time restarts and failovers.
-//! - `million`, `failover` — one subcommand each: its
+//! - `million`, `failover`, `kafka` — one subcommand each: its
 //!   flags, the run and its page.
 //! - `report` — compare's page, what every page opens with, the machine.
 //! - `plot` — the SVG charts (plotters).
@@ -28,6 +29,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod failover;
+mod kafka;
 mod million;
 mod plot;
 mod report;
@@ -52,6 +54,8 @@ enum Cmd {
     Million(Box<million::MillionArgs>),
     /// Leader failover under a light write load, three-server ensembles.
     Failover(Box<failover::FailoverArgs>),
+    /// Kafka's controller failover over --topics x --partitions partitions.
+    Kafka(Box<kafka::KafkaArgs>),
     /// Redraw a page (and its plots) from a saved results JSON.
     Report {
         /// The <name>.json a run wrote.
@@ -311,6 +315,7 @@ fn main() -> Result<()> {
         Cmd::Compare(args) => compare(*args),
         Cmd::Million(args) => million::run(*args),
         Cmd::Failover(args) => failover::run(*args),
+        Cmd::Kafka(args) => kafka::run(*args),
         Cmd::Report { results } => {
             let j: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(&results)
@@ -324,6 +329,7 @@ fn main() -> Result<()> {
             let page = match j["bench"].as_str() {
                 Some("million") => million::page,
                 Some("failover") => failover::page,
+                Some("kafka") => kafka::page,
                 // compare's JSON has no "bench": it came first.
                 _ => return report::write(dir, name, &j),
             };

@@ -7,9 +7,9 @@
 //! the exact edges of its measured window), and writes
 //! docs/benchmarks/<date>.md with the table, the ratios and SVG plots.
 //! `million` (memory, disk and restart time with a large tree), `failover`
-//! (leader crash in a three-server ensemble) and `kafka` (Kafka's
-//! controller failover) measure what the matrix does not, each writing its
-//! own page and JSON.
+//! (leader crash in a three-server ensemble), `kafka` (Kafka's controller
+//! failover) and `ramp` (highest throughput within a p99 SLA) measure what
+//! the matrix does not, each writing its own page and JSON.
 //! `report` redraws any page (and its plots) from a run's saved JSON.
 //!
 //! # Layout
@@ -17,7 +17,7 @@
 //!   crashing and restarting one of them, teardown.
 //! - `session` — a blocking ZooKeeper session, one request at a time, for
 //!   the probes that time restarts and failovers.
-//! - `million`, `failover`, `kafka` — one subcommand each: its
+//! - `million`, `failover`, `kafka`, `ramp` — one subcommand each: its
 //!   flags, the run and its page.
 //! - `report` — compare's page, what every page opens with, the machine.
 //! - `plot` — the SVG charts (plotters).
@@ -32,6 +32,7 @@ mod failover;
 mod kafka;
 mod million;
 mod plot;
+mod ramp;
 mod report;
 mod servers;
 mod session;
@@ -56,6 +57,8 @@ enum Cmd {
     Failover(Box<failover::FailoverArgs>),
     /// Kafka's controller failover over --topics x --partitions partitions.
     Kafka(Box<kafka::KafkaArgs>),
+    /// The highest throughput within a p99 SLA, reads and writes.
+    Ramp(Box<ramp::RampArgs>),
     /// Redraw a page (and its plots) from a saved results JSON.
     Report {
         /// The <name>.json a run wrote.
@@ -316,6 +319,7 @@ fn main() -> Result<()> {
         Cmd::Million(args) => million::run(*args),
         Cmd::Failover(args) => failover::run(*args),
         Cmd::Kafka(args) => kafka::run(*args),
+        Cmd::Ramp(args) => ramp::run(*args),
         Cmd::Report { results } => {
             let j: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(&results)
@@ -330,6 +334,7 @@ fn main() -> Result<()> {
                 Some("million") => million::page,
                 Some("failover") => failover::page,
                 Some("kafka") => kafka::page,
+                Some("ramp") => ramp::page,
                 // compare's JSON has no "bench": it came first.
                 _ => return report::write(dir, name, &j),
             };

@@ -6,11 +6,20 @@
 //! the server CPU per operation and RSS from /proc (loadgen samples them at
 //! the exact edges of its measured window), and writes
 //! docs/benchmarks/<date>.md with the table, the ratios and SVG plots.
-//! `report` redraws the page and plots from a run's saved JSON.
+//! `million` (memory, disk and restart time with a large tree), `failover`
+//! (leader crash in a three-server ensemble), `kafka` (Kafka's controller
+//! failover) and `ramp` (highest throughput within a p99 SLA) measure what
+//! the matrix does not, each writing its own page and JSON.
+//! `report` redraws any page (and its plots) from a run's saved JSON.
 //!
 //! # Layout
-//! - `servers` — starting ZooKeeper and corral processes, readiness, teardown.
-//! - `report` — the markdown page and the machine description.
+//! - `servers` — starting ZooKeeper and corral processes, readiness,
+//!   crashing and restarting one of them, teardown.
+//! - `session` — a blocking ZooKeeper session, one request at a time, for
+//!   the probes that time restarts and failovers.
+//! - `million`, `failover`, `kafka`, `ramp` — one subcommand each: its
+//!   flags, the run and its page.
+//! - `report` — compare's page, what every page opens with, the machine.
 //! - `plot` — the SVG charts (plotters).
 
 use std::path::{Path, PathBuf};
@@ -19,9 +28,14 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod failover;
+mod kafka;
+mod million;
 mod plot;
+mod ramp;
 mod report;
 mod servers;
+mod session;
 
 use servers::{Cluster, Kind, ServerOptions};
 
@@ -36,11 +50,162 @@ struct Cli {
 enum Cmd {
     /// Start both servers, run the loadgen matrix against each, write the page.
     Compare(Box<CompareArgs>),
-    /// Redraw the page and plots from a saved results JSON.
+    /// Memory, disk and restart-to-serving time with --znodes znodes
+    /// (default a million), each server standalone.
+    Million(Box<million::MillionArgs>),
+    /// Leader failover under a light write load, three-server ensembles.
+    Failover(Box<failover::FailoverArgs>),
+    /// Kafka's controller failover over --topics x --partitions partitions.
+    Kafka(Box<kafka::KafkaArgs>),
+    /// The highest throughput within a p99 SLA, reads and writes.
+    Ramp(Box<ramp::RampArgs>),
+    /// Redraw a page (and its plots) from a saved results JSON.
     Report {
-        /// The <name>.json a compare run wrote.
+        /// The <name>.json a run wrote.
         results: PathBuf,
     },
+}
+
+/// The servers under test and where the results go: every subcommand's
+/// flags for these.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Servers to measure, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "zookeeper,corral"
+    )]
+    pub servers: Vec<Kind>,
+    /// tickTime in both servers' zoo.cfg.
+    #[arg(long, default_value_t = 2000)]
+    pub tick_time_ms: u32,
+    /// Heap of each ZooKeeper JVM (-Xms and -Xmx); default 2g standalone,
+    /// 1g per ensemble server, 4g for `million`.
+    #[arg(long)]
+    pub zk_heap: Option<String>,
+    #[arg(
+        long,
+        default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar"
+    )]
+    pub zk_classpath: String,
+    /// corral's --cores per server (0: corral's default, every core);
+    /// default 1 per server in three-server ensembles, else 0.
+    #[arg(long)]
+    pub corral_cores: Option<usize>,
+    #[arg(long, default_value = "target/release/corral")]
+    pub corral_bin: PathBuf,
+    #[arg(long, default_value = "target/release/corral-loadgen")]
+    pub loadgen_bin: PathBuf,
+    /// Where the page, the plots and the JSON go.
+    #[arg(long, default_value = "docs/benchmarks")]
+    pub out_dir: PathBuf,
+    /// File name stem; each subcommand has its default (compare:
+    /// <YYYY-MM-DD> or <YYYY-MM-DD>-ensemble; million:
+    /// <YYYY-MM-DD>-million, ...).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep the servers' data directories and logs (the path is printed).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Common {
+    /// Fails early, with the command that fixes it, when a binary or a
+    /// ZooKeeper jar is missing.
+    pub fn check(&self) -> Result<()> {
+        for bin in [&self.corral_bin, &self.loadgen_bin] {
+            if !bin.exists() {
+                bail!(
+                    "{} is missing: cargo build --release -p net -p loadgen",
+                    bin.display()
+                );
+            }
+        }
+        if self.servers.contains(&Kind::Zookeeper) {
+            for jar in self.zk_classpath.split(':') {
+                if !Path::new(jar).exists() {
+                    bail!("{jar} is missing: apt-get install zookeeper (Debian's 3.8)");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// ZooKeeper's heap: --zk-heap, else `default`.
+    pub fn zk_heap_or(&self, default: &str) -> String {
+        self.zk_heap.clone().unwrap_or_else(|| default.to_string())
+    }
+
+    /// corral's cores per server: --corral-cores, else one each in an
+    /// ensemble (three servers share this machine's cores) and every core
+    /// standalone.
+    pub fn corral_cores_for(&self, size: usize) -> usize {
+        self.corral_cores.unwrap_or(if size > 1 { 1 } else { 0 })
+    }
+
+    pub fn options(&self, size: usize, zk_heap_default: &str) -> ServerOptions {
+        ServerOptions {
+            corral_bin: self.corral_bin.clone(),
+            zk_classpath: self.zk_classpath.clone(),
+            zk_heap: self.zk_heap_or(zk_heap_default),
+            tick_time_ms: self.tick_time_ms,
+            corral_cores: self.corral_cores_for(size),
+        }
+    }
+
+    /// --name, else today's date followed by `suffix`.
+    pub fn name_or(&self, suffix: &str) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}{suffix}", report::today()))
+    }
+
+    /// A fresh directory for the servers' files, removed when dropped
+    /// (unless --keep). Declare it before the clusters that use it, so
+    /// that they are dropped (their processes killed) first.
+    pub fn work_dir(&self) -> Result<WorkDir> {
+        let path = std::env::temp_dir().join(format!("corral-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(WorkDir {
+            path,
+            keep: self.keep,
+        })
+    }
+
+    /// The flags every results JSON records.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "servers": self.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "tick_time_ms": self.tick_time_ms,
+            "command": report::command(),
+        })
+    }
+}
+
+/// The servers' files for one run; see `Common::work_dir`. Removed on
+/// every way out of a run, errors included: a million znodes leave
+/// gigabytes behind.
+pub struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl WorkDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!("kept {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -64,49 +229,16 @@ struct CompareArgs {
     /// loadgen workloads, in order.
     #[arg(long, value_delimiter = ',', default_value = "read,write,mixed")]
     workloads: Vec<String>,
-    /// Servers to measure, in order.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "zookeeper,corral"
-    )]
-    servers: Vec<Kind>,
     /// Three-server ensembles instead of standalone servers (corral then
     /// runs --cores 1 per server unless --corral-cores says otherwise).
     #[arg(long)]
     ensemble: bool,
-    /// tickTime in both servers' zoo.cfg.
-    #[arg(long, default_value_t = 2000)]
-    tick_time_ms: u32,
-    /// Heap of each ZooKeeper JVM (-Xms and -Xmx); default 2g standalone, 1g per ensemble server.
-    #[arg(long)]
-    zk_heap: Option<String>,
     /// Unmeasured seconds of read and then write load on ZooKeeper before
     /// measuring, so its JIT has compiled the hot paths.
     #[arg(long, default_value_t = 5.0)]
     zk_jit_warmup: f64,
-    #[arg(
-        long,
-        default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar"
-    )]
-    zk_classpath: String,
-    /// corral's --cores per server (0: corral's default, every core).
-    #[arg(long)]
-    corral_cores: Option<usize>,
-    #[arg(long, default_value = "target/release/corral")]
-    corral_bin: PathBuf,
-    #[arg(long, default_value = "target/release/corral-loadgen")]
-    loadgen_bin: PathBuf,
-    /// Where the page, the plots and the JSON go.
-    #[arg(long, default_value = "docs/benchmarks")]
-    out_dir: PathBuf,
-    /// File name stem; default <YYYY-MM-DD> (standalone) or <YYYY-MM-DD>-ensemble.
-    #[arg(long)]
-    name: Option<String>,
-    /// Keep the servers' data directories and logs (the path is printed).
-    #[arg(long)]
-    keep: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 /// One loadgen run against one server (or ensemble).
@@ -184,6 +316,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Compare(args) => compare(*args),
+        Cmd::Million(args) => million::run(*args),
+        Cmd::Failover(args) => failover::run(*args),
+        Cmd::Kafka(args) => kafka::run(*args),
+        Cmd::Ramp(args) => ramp::run(*args),
         Cmd::Report { results } => {
             let j: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(&results)
@@ -194,7 +330,16 @@ fn main() -> Result<()> {
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .context("results file name")?;
-            report::write(dir, name, &j)
+            let page = match j["bench"].as_str() {
+                Some("million") => million::page,
+                Some("failover") => failover::page,
+                Some("kafka") => kafka::page,
+                Some("ramp") => ramp::page,
+                // compare's JSON has no "bench": it came first.
+                _ => return report::write(dir, name, &j),
+            };
+            std::fs::write(dir.join(format!("{name}.md")), page(dir, name, &j)?)?;
+            Ok(())
         }
     }
 }
@@ -209,7 +354,7 @@ fn loadgen(
     json: &Path,
 ) -> Result<serde_json::Value> {
     let pids: Vec<String> = cluster.pids().iter().map(|p| p.to_string()).collect();
-    let out = Command::new(&args.loadgen_bin)
+    let out = Command::new(&args.common.loadgen_bin)
         .arg("--connect")
         .arg(cluster.connect())
         .args(["--clients", &args.clients.to_string()])
@@ -223,7 +368,7 @@ fn loadgen(
         .arg(json)
         .arg(workload)
         .output()
-        .with_context(|| format!("run {}", args.loadgen_bin.display()))?;
+        .with_context(|| format!("run {}", args.common.loadgen_bin.display()))?;
     if !out.status.success() {
         bail!(
             "loadgen {workload} against {} failed: {}{}",
@@ -235,58 +380,32 @@ fn loadgen(
     Ok(serde_json::from_str(&std::fs::read_to_string(json)?)?)
 }
 
+/// ZooKeeper's heap for compare: 2g standalone, 1g per ensemble server.
+fn compare_zk_heap(args: &CompareArgs) -> String {
+    args.common
+        .zk_heap_or(if args.ensemble { "1g" } else { "2g" })
+}
+
 fn compare(mut args: CompareArgs) -> Result<()> {
-    for bin in [&args.corral_bin, &args.loadgen_bin] {
-        if !bin.exists() {
-            bail!(
-                "{} is missing: cargo build --release -p net -p loadgen",
-                bin.display()
-            );
-        }
-    }
-    if args.servers.contains(&Kind::Zookeeper) {
-        for jar in args.zk_classpath.split(':') {
-            if !Path::new(jar).exists() {
-                bail!("{jar} is missing: apt-get install zookeeper (Debian's 3.8)");
-            }
-        }
-    }
+    args.common.check()?;
     let size = if args.ensemble { 3 } else { 1 };
-    let opts = ServerOptions {
-        corral_bin: args.corral_bin.clone(),
-        zk_classpath: args.zk_classpath.clone(),
-        zk_heap: args
-            .zk_heap
-            .clone()
-            .unwrap_or_else(|| if args.ensemble { "1g" } else { "2g" }.to_string()),
-        tick_time_ms: args.tick_time_ms,
-        // Three servers share this machine's cores: one each.
-        corral_cores: args
-            .corral_cores
-            .unwrap_or(if args.ensemble { 1 } else { 0 }),
-    };
-    let date = report::today();
-    let name = args.name.clone().unwrap_or_else(|| {
-        if args.ensemble {
-            format!("{date}-ensemble")
-        } else {
-            date.clone()
-        }
-    });
-    args.name = Some(name.clone());
-    let work = std::env::temp_dir().join(format!("corral-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
+    let opts = args.common.options(size, &compare_zk_heap(&args));
+    let name = args
+        .common
+        .name_or(if args.ensemble { "-ensemble" } else { "" });
+    args.common.name = Some(name.clone());
+    let work = args.common.work_dir()?;
     let loadavg_before = report::loadavg();
     // Every server starts before any measurement, and the runs alternate
     // between them workload by workload: an idle server costs next to
     // nothing, and a machine that gets busier part-way (it is shared)
     // then hurts both sides alike.
     let mut clusters = Vec::new();
-    for &kind in &args.servers {
+    for &kind in &args.common.servers {
         eprintln!("starting {} x{size}", kind.name());
-        clusters.push(Cluster::start(kind, size, &opts, &work)?);
+        clusters.push(Cluster::start(kind, size, &opts, work.path())?);
     }
-    let json = work.join("run.json");
+    let json = work.path().join("run.json");
     for c in &clusters {
         if c.kind == Kind::Zookeeper && args.zk_jit_warmup > 0.0 {
             eprintln!(
@@ -321,40 +440,32 @@ fn compare(mut args: CompareArgs) -> Result<()> {
         .map(|c| (c.kind.name().to_string(), report::peak_rss_mib(&c.pids())))
         .collect();
     drop(clusters);
-    if args.keep {
-        eprintln!("kept {}", work.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&work);
-    }
+    drop(work);
     let results = serde_json::json!({
         "meta": report::meta(&args_json(&args), &loadavg_before, &peaks),
         "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
     });
-    std::fs::create_dir_all(&args.out_dir)?;
-    let path = args.out_dir.join(format!("{name}.json"));
+    let out_dir = &args.common.out_dir;
+    std::fs::create_dir_all(out_dir)?;
+    let path = out_dir.join(format!("{name}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
-    report::write(&args.out_dir, &name, &results)?;
+    report::write(out_dir, &name, &results)?;
     println!("{}", report::table(&rows));
-    eprintln!(
-        "wrote {}",
-        args.out_dir.join(format!("{name}.md")).display()
-    );
+    eprintln!("wrote {}", out_dir.join(format!("{name}.md")).display());
     Ok(())
 }
 
 /// The run's settings, kept with its results.
 fn args_json(a: &CompareArgs) -> serde_json::Value {
+    let size = if a.ensemble { 3 } else { 1 };
     serde_json::json!({
         "duration_s": a.duration, "warmup_s": a.warmup, "clients": a.clients,
         "inflight": a.inflight, "value_size": a.value_size, "keys": a.keys,
-        "workloads": a.workloads, "ensemble": a.ensemble, "tick_time_ms": a.tick_time_ms,
-        "zk_heap": a.zk_heap.clone().unwrap_or_else(|| if a.ensemble { "1g" } else { "2g" }.to_string()),
+        "workloads": a.workloads, "ensemble": a.ensemble, "tick_time_ms": a.common.tick_time_ms,
+        "zk_heap": compare_zk_heap(a),
         "zk_jit_warmup_s": a.zk_jit_warmup,
-        "corral_cores": a.corral_cores.unwrap_or(if a.ensemble { 1 } else { 0 }),
-        "servers": a.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
-        "command": format!(
-            "cargo run -p bench --release -- {}",
-            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-        ),
+        "corral_cores": a.common.corral_cores_for(size),
+        "servers": a.common.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "command": report::command(),
     })
 }

@@ -1,6 +1,6 @@
-//! SVG charts of a compare run, drawn with plotters: throughput per
-//! workload (one bar per server), and latency percentiles per workload on a
-//! log scale. Labels under the bars are placed by hand: plotters chooses
+//! SVG charts, drawn with plotters: of a compare run, throughput per
+//! workload (one bar per server) and latency percentiles per workload on a
+//! log scale; of a ramp run, p99 against the offered rate. Labels under the bars are placed by hand: plotters chooses
 //! its own tick positions on a numeric axis, which need not fall on a bar.
 
 use std::path::Path;
@@ -208,6 +208,140 @@ pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
             .background_style(WHITE.mix(0.9))
             .draw()
             .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One panel per base workload of a ramp: p99 against the offered rate,
+/// both on log scales, one line per server, the SLA as a horizontal line.
+/// `rows` are the ramp results' rows (server, base, steps).
+pub fn ramp(path: &Path, rows: &[serde_json::Value], sla_ms: f64) -> Result<()> {
+    let bases = distinct(rows.iter().filter_map(|r| r["base"].as_str()));
+    let servers = distinct(rows.iter().filter_map(|r| r["server"].as_str()));
+    let steps = |r: &serde_json::Value| -> Vec<(f64, f64)> {
+        r["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some((s["offered_per_s"].as_f64()?, s["p99_ms"].as_f64()?)))
+            .filter(|&(x, y)| x > 0.0 && y > 0.0)
+            .collect()
+    };
+    let width = 480 * bases.len().max(1) as u32;
+    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (title, body) = root.split_vertically(64);
+    title
+        .draw(&Text::new(
+            format!("p99 latency against offered rate (SLA {sla_ms} ms, log scales)"),
+            (width as i32 / 2, 10),
+            TextStyle::from(("sans-serif", 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(err)?;
+    let panels = body.split_evenly((1, bases.len().max(1)));
+    for (panel, base) in panels.iter().zip(&bases) {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r["base"].as_str() == Some(base))
+            .flat_map(steps)
+            .collect();
+        let (x_lo, x_hi, y_lo, y_hi) = pts
+            .iter()
+            .fold((f64::MAX, 0f64, sla_ms, sla_ms), |(a, b, c, d), &(x, y)| {
+                (a.min(x), b.max(x), c.min(y), d.max(y))
+            });
+        let (x_lo, x_hi) = if x_hi > 0.0 {
+            (x_lo / 1.3, x_hi * 1.3)
+        } else {
+            (1.0, 10.0)
+        };
+        let mut chart = ChartBuilder::on(panel)
+            .caption(*base, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(
+                (x_lo..x_hi).log_scale(),
+                (y_lo / 1.5..y_hi * 1.5).log_scale(),
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("offered requests/s")
+            .y_desc("p99 ms")
+            .x_labels(12)
+            .y_labels(12)
+            .x_label_formatter(&|v| {
+                if *v >= 1000.0 {
+                    format!("{:.0}k", v / 1000.0)
+                } else {
+                    format!("{v:.0}")
+                }
+            })
+            .y_label_formatter(&|v| {
+                if *v >= 1.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(x_lo, sla_ms), (x_hi, sla_ms)],
+                RGBColor(128, 128, 128).stroke_width(1),
+            ))
+            .map_err(err)?;
+        for server in &servers {
+            let Some(r) = rows
+                .iter()
+                .find(|r| r["base"].as_str() == Some(base) && r["server"].as_str() == Some(server))
+            else {
+                continue;
+            };
+            let c = color(server);
+            let pts = steps(r);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(err)?;
+            // A log axis labels few ticks: each point says its own p99.
+            let beside = TextStyle::from(("sans-serif", 12).into_font())
+                .color(&c)
+                .pos(Pos::new(HPos::Left, VPos::Bottom));
+            chart
+                .draw_series(pts.iter().map(|&(x, y)| {
+                    Text::new(format!("{y:.1}"), (x * 1.04, y * 1.04), beside.clone())
+                }))
+                .map_err(err)?;
+        }
+    }
+    // The legend goes in the title strip: inside a panel, any corner can
+    // be where a ramp's steps land.
+    let small =
+        TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let entries: Vec<(String, RGBColor)> = servers
+        .iter()
+        .map(|s| (s.to_string(), color(s)))
+        .chain([("SLA".to_string(), RGBColor(128, 128, 128))])
+        .collect();
+    let advance = |label: &str| 40 + 8 * label.len() as i32;
+    let mut x = width as i32 / 2 - entries.iter().map(|(l, _)| advance(l)).sum::<i32>() / 2;
+    for (label, c) in &entries {
+        title
+            .draw(&PathElement::new(
+                vec![(x, 48), (x + 18, 48)],
+                c.stroke_width(2),
+            ))
+            .map_err(err)?;
+        title
+            .draw(&Text::new(label.clone(), (x + 24, 48), small.clone()))
+            .map_err(err)?;
+        x += advance(label);
     }
     root.present().map_err(err)?;
     Ok(())

@@ -5,6 +5,9 @@
 //! in ports and data directories, so the configuration is equivalent by
 //! construction: same tickTime, forceSync on, no admin server.
 //!
+//! One server of a cluster can be crashed (SIGKILL) and started again on the
+//! same data directory, for restart and failover measurements.
+//!
 //! Every process started here is killed when its `Cluster` is dropped.
 
 use std::io::{Read, Write};
@@ -45,6 +48,7 @@ pub struct ServerOptions {
 
 pub struct Cluster {
     pub kind: Kind,
+    opts: ServerOptions,
     children: Vec<Child>,
     ports: Vec<u16>,
     dirs: Vec<PathBuf>,
@@ -98,6 +102,7 @@ impl Cluster {
         }
         let mut c = Cluster {
             kind,
+            opts: opts.clone(),
             children: Vec::new(),
             ports: Vec::new(),
             dirs: Vec::new(),
@@ -109,77 +114,161 @@ impl Cluster {
                 std::fs::write(dir.join("myid"), format!("{i}\n"))?;
             }
             let port = free_port()?;
-            let cfg = dir.join("zoo.cfg");
-            std::fs::write(&cfg, zoo_cfg(&dir, port, opts.tick_time_ms, &servers))?;
-            let log = std::fs::File::create(dir.join("server.log"))?;
-            let mut cmd = match kind {
-                Kind::Zookeeper => {
-                    let mut cmd = Command::new("java");
-                    cmd.arg(format!("-Xms{}", opts.zk_heap))
-                        .arg(format!("-Xmx{}", opts.zk_heap))
-                        .arg("-cp")
-                        .arg(&opts.zk_classpath)
-                        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-                        .arg(&cfg);
-                    cmd
-                }
-                Kind::Corral => {
-                    let mut cmd = Command::new(&opts.corral_bin);
-                    cmd.arg("server").arg("--zoo-cfg").arg(&cfg);
-                    if opts.corral_cores > 0 {
-                        cmd.arg("--cores").arg(opts.corral_cores.to_string());
-                    }
-                    cmd
-                }
-            };
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("start {}", kind.name()))?;
-            c.children.push(child);
+            std::fs::write(
+                dir.join("zoo.cfg"),
+                zoo_cfg(&dir, port, opts.tick_time_ms, &servers),
+            )?;
             c.ports.push(port);
             c.dirs.push(dir);
+            let child = c.spawn(i - 1)?;
+            c.children.push(child);
         }
         c.wait_serving(Duration::from_secs(60))?;
         Ok(c)
     }
 
-    fn wait_serving(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        for i in 0..self.ports.len() {
-            loop {
-                if let Some(status) = self.children[i].try_wait()? {
-                    bail!(
-                        "{} server {} exited with {status}:\n{}",
-                        self.kind.name(),
-                        i + 1,
-                        self.log_tail(i)
-                    );
-                }
-                let mode = four_letter_word(self.ports[i], "srvr").and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
-                });
-                if matches!(mode.as_deref(), Some("standalone" | "leader" | "follower")) {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "{} server {} does not serve after {timeout:?}:\n{}",
-                        self.kind.name(),
-                        i + 1,
-                        self.log_tail(i)
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(100));
+    /// Starts server `i` (0-based) on its zoo.cfg; its output is appended
+    /// to server.log, so a restarted server's log follows the one before.
+    fn spawn(&self, i: usize) -> Result<Child> {
+        let dir = &self.dirs[i];
+        let cfg = dir.join("zoo.cfg");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))?;
+        let opts = &self.opts;
+        let mut cmd = match self.kind {
+            Kind::Zookeeper => {
+                let mut cmd = Command::new("java");
+                cmd.arg(format!("-Xms{}", opts.zk_heap))
+                    .arg(format!("-Xmx{}", opts.zk_heap))
+                    .arg("-cp")
+                    .arg(&opts.zk_classpath)
+                    .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+                    .arg(&cfg);
+                cmd
             }
+            Kind::Corral => {
+                let mut cmd = Command::new(&opts.corral_bin);
+                cmd.arg("server").arg("--zoo-cfg").arg(&cfg);
+                if opts.corral_cores > 0 {
+                    cmd.arg("--cores").arg(opts.corral_cores.to_string());
+                }
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {} server {}", self.kind.name(), i + 1))
+    }
+
+    /// SIGKILLs server `i` (0-based) and reaps it: a crash, with no chance
+    /// to flush or say goodbye to its peers.
+    pub fn kill(&mut self, i: usize) -> Result<()> {
+        // Child::kill is SIGKILL on Unix.
+        self.children[i]
+            .kill()
+            .with_context(|| format!("kill {} server {}", self.kind.name(), i + 1))?;
+        self.children[i].wait()?;
+        Ok(())
+    }
+
+    /// Starts server `i` again, on the same data directory, ports and
+    /// zoo.cfg, after `kill`. Returns at once: the caller decides what
+    /// "serving again" means and times it.
+    pub fn respawn(&mut self, i: usize) -> Result<()> {
+        assert!(
+            self.children[i].try_wait()?.is_some(),
+            "respawn of a server that still runs"
+        );
+        self.children[i] = self.spawn(i)?;
+        Ok(())
+    }
+
+    fn wait_serving(&mut self, timeout: Duration) -> Result<()> {
+        for i in 0..self.ports.len() {
+            self.wait_member_serving(i, timeout)?;
         }
         Ok(())
     }
 
-    fn log_tail(&self, i: usize) -> String {
+    /// Waits until server `i` reports a serving mode (standalone, leader or
+    /// follower) on `srvr`; fails at once if its process has exited.
+    pub fn wait_member_serving(&mut self, i: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_running(i)?;
+            if matches!(
+                self.mode(i).as_deref(),
+                Some("standalone" | "leader" | "follower")
+            ) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} server {} does not serve after {timeout:?}:\n{}",
+                    self.kind.name(),
+                    i + 1,
+                    self.log_tail(i)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// An error (with the end of its log) if server `i` has exited.
+    pub fn check_running(&mut self, i: usize) -> Result<()> {
+        if let Some(status) = self.children[i].try_wait()? {
+            bail!(
+                "{} server {} exited with {status}:\n{}",
+                self.kind.name(),
+                i + 1,
+                self.log_tail(i)
+            );
+        }
+        Ok(())
+    }
+
+    /// The `Mode:` line of server `i`'s `srvr` answer, if it answers.
+    pub fn mode(&self, i: usize) -> Option<String> {
+        four_letter_word(self.ports[i], "srvr").and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+        })
+    }
+
+    /// Waits until every server serves and exactly one of them leads;
+    /// returns the leader.
+    pub fn wait_one_leader(&mut self, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for i in 0..self.size() {
+                self.check_running(i)?;
+            }
+            let modes: Vec<Option<String>> = (0..self.size()).map(|i| self.mode(i)).collect();
+            let serving = modes
+                .iter()
+                .all(|m| matches!(m.as_deref(), Some("leader" | "follower")));
+            let leaders: Vec<usize> = (0..self.size())
+                .filter(|&i| modes[i].as_deref() == Some("leader"))
+                .collect();
+            if serving && leaders.len() == 1 {
+                return Ok(leaders[0]);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} x{}: no single leader with every server serving after {timeout:?} (modes {modes:?})",
+                    self.kind.name(),
+                    self.size()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_tail(&self, i: usize) -> String {
         let log = std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
@@ -187,15 +276,28 @@ impl Cluster {
 
     /// host:port of every server, comma-separated (loadgen's --connect).
     pub fn connect(&self) -> String {
-        self.ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
+        (0..self.size())
+            .map(|i| self.addr(i))
             .collect::<Vec<_>>()
             .join(",")
     }
 
+    /// host:port of server `i`.
+    pub fn addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i])
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|c| c.id()).collect()
+    }
+
+    pub fn pid(&self, i: usize) -> u32 {
+        self.children[i].id()
+    }
+
+    /// Server `i`'s dataDir (which also holds its zoo.cfg and server.log).
+    pub fn dir(&self, i: usize) -> &Path {
+        &self.dirs[i]
     }
 
     pub fn size(&self) -> usize {
@@ -206,6 +308,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for c in &mut self.children {
+            // A server already killed and reaped refuses a second kill;
+            // nothing is left to stop then.
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -322,3 +322,26 @@ fn the_packaged_example_zoo_cfg_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let server = Server::start(&[]);
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["server", "--no-admin-server", "--client-port"])
+        .arg(common::free_port().to_string())
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains(&format!(
+            "is in use by another corral server (pid {})",
+            server.pid()
+        )),
+        "{err}"
+    );
+    // The first one never noticed.
+    assert_eq!(server.four_letter_word("ruok").as_deref(), Some("imok"));
+}

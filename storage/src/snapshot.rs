@@ -110,8 +110,17 @@ pub fn list(dir: &Path) -> Vec<(i64, PathBuf)> {
     v
 }
 
-/// Writes a snapshot durably: temp file, fsync, rename, fsync of the
-/// directory. Returns the path and its size in bytes.
+/// How much of a snapshot file is written before it is synced. The log
+/// shares the disk: one fsync of a whole snapshot (hundreds of MiB with
+/// millions of znodes) queues that much ahead of the log's next
+/// fdatasync, which then waits for all of it (measured: a 310 ms log sync,
+/// write p99 409 ms instead of 4.6 ms during 1M-znode snapshots). Synced
+/// 4 MiB at a time (~2 ms of this disk), the log waits at most for that.
+pub const WRITE_CHUNK: usize = 4 << 20;
+
+/// Writes a snapshot durably: temp file written and synced in chunks
+/// (`WRITE_CHUNK`), rename, fsync of the directory. Returns the path and
+/// its size in bytes.
 pub fn write(dir: &Path, snap: &Snapshot) -> Result<(PathBuf, u64), SnapshotError> {
     let io = |file: &Path| {
         let file = file.to_path_buf();
@@ -132,7 +141,10 @@ pub fn write(dir: &Path, snap: &Snapshot) -> Result<(PathBuf, u64), SnapshotErro
     let tmp = dir.join(format!("{}.tmp", file_name(snap.zxid)));
     let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(&header).map_err(io(&tmp))?;
-    f.write_all(&payload).map_err(io(&tmp))?;
+    for chunk in payload.chunks(WRITE_CHUNK) {
+        f.write_all(chunk).map_err(io(&tmp))?;
+        f.sync_data().map_err(io(&tmp))?;
+    }
     f.sync_all().map_err(io(&tmp))?;
     drop(f);
     fs::rename(&tmp, &path).map_err(io(&path))?;

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 
 use crate::report::{self, Rss};
-use crate::servers::Cluster;
+use crate::servers::{self, Cluster, Kind};
 use crate::session::{Identity, Session};
 use crate::Common;
 
@@ -41,6 +41,15 @@ pub struct MillionArgs {
     /// The longest a restarted server may take to serve, seconds.
     #[arg(long, default_value_t = 600.0)]
     restart_timeout: f64,
+    /// corral only: writes per second offered (open loop, setData of the
+    /// loaded keys) in two runs, one quiet and one during which `csnp`
+    /// keeps a snapshot of the whole tree being written; 0 skips them.
+    /// ZooKeeper has no way to ask for a snapshot.
+    #[arg(long, default_value_t = 5000.0)]
+    snapshot_rate: f64,
+    /// Measured seconds of each of those two runs.
+    #[arg(long, default_value_t = 15.0)]
+    snapshot_duration: f64,
     #[command(flatten)]
     pub common: Common,
 }
@@ -251,7 +260,14 @@ fn measure(args: &MillionArgs, cluster: &mut Cluster, work: &Path) -> Result<ser
         }));
     }
     let disk_after = Disk::of(cluster.dir(0))?;
+    let mut snapshot_latency = serde_json::Value::Null;
+    if cluster.kind == Kind::Corral && args.snapshot_rate > 0.0 {
+        let quiet = write_latency(args, cluster, work, false)?;
+        let during = write_latency(args, cluster, work, true)?;
+        snapshot_latency = serde_json::json!({ "quiet": quiet, "during": during });
+    }
     Ok(serde_json::json!({
+        "snapshot_latency": snapshot_latency,
         "server": kind,
         "rss_empty": rss_empty.json(),
         "rss_loaded": rss_loaded.json(),
@@ -259,6 +275,71 @@ fn measure(args: &MillionArgs, cluster: &mut Cluster, work: &Path) -> Result<ser
         "disk_loaded": disk_loaded.json(),
         "disk_after_restarts": disk_after.json(),
         "restarts": restarts,
+    }))
+}
+
+/// One open-loop run of setData on the loaded keys at --snapshot-rate;
+/// with `snapshots`, a `csnp` every 100 ms keeps one being written (corral
+/// refuses the word while one is). Returns loadgen's latency figures and
+/// how many snapshots were started.
+fn write_latency(
+    args: &MillionArgs,
+    cluster: &Cluster,
+    work: &Path,
+    snapshots: bool,
+) -> Result<serde_json::Value> {
+    let what = if snapshots {
+        "during snapshots"
+    } else {
+        "quiet"
+    };
+    let json = work.join("snapshot-latency.json");
+    let mut child = Command::new(&args.common.loadgen_bin)
+        .arg("--connect")
+        .arg(cluster.addr(0))
+        .args(["--keys", &args.znodes.to_string(), "--keys-exist"])
+        .args(["--value-size", &args.value_size.to_string()])
+        .args(["--clients", "8", "--inflight", "16"])
+        .args(["--rate", &args.snapshot_rate.to_string()])
+        .args(["--duration", &args.snapshot_duration.to_string()])
+        .args(["--warmup", "2"])
+        .arg("--json")
+        .arg(&json)
+        .arg("write")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", args.common.loadgen_bin.display()))?;
+    let mut started = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if snapshots {
+            let answer = servers::four_letter_word(cluster.port(0), "csnp").unwrap_or_default();
+            if answer.starts_with("Snapshot creation scheduled") {
+                started += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        bail!("loadgen write {what} failed: {err}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let lat = &j["latency_ms"];
+    eprintln!(
+        "corral: writes at {} /s {what}: p99 {} ms, p99.9 {} ms, max {} ms ({started} snapshots started)",
+        args.snapshot_rate, lat["p99"], lat["p999"], lat["max"]
+    );
+    Ok(serde_json::json!({
+        "ops_per_s": j["ops_per_s"], "p50_ms": lat["p50"], "p99_ms": lat["p99"],
+        "p999_ms": lat["p999"], "max_ms": lat["max"], "errors": j["errors"],
+        "snapshots_started": started,
     }))
 }
 
@@ -301,6 +382,11 @@ pub fn run(mut args: MillionArgs) -> Result<()> {
             ("value_size".to_string(), args.value_size.into()),
             ("restarts".to_string(), args.restarts.into()),
             ("settle_s".to_string(), args.settle.into()),
+            ("snapshot_rate".to_string(), args.snapshot_rate.into()),
+            (
+                "snapshot_duration_s".to_string(),
+                args.snapshot_duration.into(),
+            ),
             ("zk_heap".to_string(), opts.zk_heap.clone().into()),
             ("corral_cores".to_string(), opts.corral_cores.into()),
         ]);
@@ -547,6 +633,48 @@ pub fn page(_dir: &Path, name: &str, results: &serde_json::Value) -> Result<Stri
             let all: Vec<String> = f.restart_all.iter().map(|s| format!("{s:.2} s")).collect();
             let _ = writeln!(md, "- {k}: {}", all.join(", "));
         }
+    }
+    if let Some(c) = rows
+        .iter()
+        .find(|r| r["server"].as_str() == Some("corral"))
+        .filter(|c| !c["snapshot_latency"].is_null())
+    {
+        let (q, d) = (
+            &c["snapshot_latency"]["quiet"],
+            &c["snapshot_latency"]["during"],
+        );
+        let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        let _ = writeln!(
+            md,
+            "\n## corral: write latency while a snapshot is written\n\n\
+             setData of the {} loaded keys ({} B), open loop at {} writes/s (8 sessions, \
+             latency from when each write was due), {} s measured after 2 s of warm-up; \
+             in the second run a `csnp` every 100 ms keeps a snapshot of the whole tree \
+             being written ({} started). ZooKeeper cannot be asked for a snapshot, so it \
+             has no row.\n\n\
+             | run | ops/s | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|---|",
+            a["znodes"],
+            a["value_size"],
+            a["snapshot_rate"],
+            a["snapshot_duration_s"],
+            d["snapshots_started"]
+        );
+        for (what, r) in [("quiet", q), ("during snapshots", d)] {
+            let _ = writeln!(
+                md,
+                "| {what} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+                f(&r["ops_per_s"]),
+                f(&r["p50_ms"]),
+                f(&r["p99_ms"]),
+                f(&r["p999_ms"]),
+                f(&r["max_ms"])
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\np99 during snapshots / quiet p99: {:.2}",
+            report::ratio(f(&d["p99_ms"]), f(&q["p99_ms"]))
+        );
     }
     let _ = writeln!(
         md,

@@ -282,6 +282,11 @@ impl Cluster {
             .join(",")
     }
 
+    /// Client port of server `i`.
+    pub fn port(&self, i: usize) -> u16 {
+        self.ports[i]
+    }
+
     /// host:port of server `i`.
     pub fn addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.ports[i])

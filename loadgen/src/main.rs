@@ -90,6 +90,11 @@ struct Args {
     /// Root znode for the keys.
     #[arg(long, default_value = "/loadgen")]
     root: String,
+    /// The --keys exist already (an earlier run made them): do not create
+    /// them again. With a million keys, creating them takes longer than
+    /// many runs.
+    #[arg(long)]
+    keys_exist: bool,
     /// Write the JSON summary here.
     #[arg(long)]
     json: Option<String>,
@@ -937,6 +942,7 @@ async fn prepare(args: &Arc<Args>, addr: &str) -> Result<()> {
             a.workload = args.base;
             Box::pin(prepare(&Arc::new(a), addr)).await
         }
+        _ if args.keys_exist => Ok(()),
         _ => setup(args, addr).await,
     }
 }

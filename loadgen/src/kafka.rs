@@ -6,7 +6,11 @@
 //! conditionally, fenced by `multi[check(/controller_epoch), setData]`.
 //! The figure reported is the failover time.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often each broker's session shows it is alive (loadgen's sessions
+/// ask for a 30 s timeout; ZooKeeper's clients ping at a third of it).
+const BROKER_KEEPALIVE: Duration = Duration::from_secs(5);
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -215,6 +219,32 @@ pub async fn run(
         .await?;
         broker_sessions.push(s);
     }
+    // Brokers stay registered as real ones do, by keeping their sessions
+    // alive: a setup and failover of 100k partitions outlasts a session
+    // timeout, and ZooKeeper then expires the silent brokers (and closes
+    // their connections under them).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let keepers: Vec<_> = broker_sessions
+        .into_iter()
+        .map(|mut s| {
+            let mut stopped = stopped.clone();
+            let probe = body(Request::Read(ReadOp::Exists {
+                path: format!("{root}/brokers/ids"),
+                watch: false,
+            }));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stopped.changed() => break,
+                        _ = tokio::time::sleep(BROKER_KEEPALIVE) => {
+                            s.one(probe.clone()).await?;
+                        }
+                    }
+                }
+                s.close().await
+            })
+        })
+        .collect();
     let epoch_version =
         |r: &Reply| -> Result<i32> { Ok(Reader::new(r.body.clone()).stat()?.version) };
     let exists = body(Request::Read(ReadOp::Exists {
@@ -299,8 +329,9 @@ pub async fn run(
     let write_s = t_write.elapsed().as_secs_f64();
     let failover_s = t0.elapsed().as_secs_f64();
     controller.close().await?;
-    for s in broker_sessions {
-        s.close().await?;
+    let _ = stop.send(true);
+    for k in keepers {
+        k.await.context("a broker session task")??;
     }
     Ok(Report {
         partitions: topics * partitions,

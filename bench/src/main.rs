@@ -344,31 +344,40 @@ fn main() -> Result<()> {
     }
 }
 
-/// Runs loadgen once; returns its JSON summary.
-fn loadgen(
-    args: &CompareArgs,
+/// The shape of the load `compare` and `ramp` offer.
+pub struct LoadShape {
+    pub clients: usize,
+    pub inflight: usize,
+    pub value_size: usize,
+    pub keys: usize,
+}
+
+/// Runs corral-loadgen once against `cluster`: `workload` with `shape`,
+/// `extra` flags and the servers' pids (for their CPU time); returns its
+/// JSON summary.
+pub fn run_loadgen(
+    common: &Common,
     cluster: &Cluster,
+    shape: &LoadShape,
+    extra: &[String],
     workload: &str,
-    duration: f64,
-    warmup: f64,
     json: &Path,
 ) -> Result<serde_json::Value> {
     let pids: Vec<String> = cluster.pids().iter().map(|p| p.to_string()).collect();
-    let out = Command::new(&args.common.loadgen_bin)
+    let out = Command::new(&common.loadgen_bin)
         .arg("--connect")
         .arg(cluster.connect())
-        .args(["--clients", &args.clients.to_string()])
-        .args(["--inflight", &args.inflight.to_string()])
-        .args(["--duration", &duration.to_string()])
-        .args(["--warmup", &warmup.to_string()])
-        .args(["--value-size", &args.value_size.to_string()])
-        .args(["--keys", &args.keys.to_string()])
+        .args(["--clients", &shape.clients.to_string()])
+        .args(["--inflight", &shape.inflight.to_string()])
+        .args(["--value-size", &shape.value_size.to_string()])
+        .args(["--keys", &shape.keys.to_string()])
         .args(["--server-pids", &pids.join(",")])
+        .args(extra)
         .arg("--json")
         .arg(json)
         .arg(workload)
         .output()
-        .with_context(|| format!("run {}", args.common.loadgen_bin.display()))?;
+        .with_context(|| format!("run {}", common.loadgen_bin.display()))?;
     if !out.status.success() {
         bail!(
             "loadgen {workload} against {} failed: {}{}",
@@ -378,6 +387,30 @@ fn loadgen(
         );
     }
     Ok(serde_json::from_str(&std::fs::read_to_string(json)?)?)
+}
+
+/// A closed-loop loadgen run of `compare`; returns its JSON summary.
+fn loadgen(
+    args: &CompareArgs,
+    cluster: &Cluster,
+    workload: &str,
+    duration: f64,
+    warmup: f64,
+    json: &Path,
+) -> Result<serde_json::Value> {
+    let shape = LoadShape {
+        clients: args.clients,
+        inflight: args.inflight,
+        value_size: args.value_size,
+        keys: args.keys,
+    };
+    let timing = [
+        "--duration".to_string(),
+        duration.to_string(),
+        "--warmup".to_string(),
+        warmup.to_string(),
+    ];
+    run_loadgen(&args.common, cluster, &shape, &timing, workload, json)
 }
 
 /// ZooKeeper's heap for compare: 2g standalone, 1g per ensemble server.

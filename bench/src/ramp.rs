@@ -9,9 +9,8 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::report;
 use crate::servers::{Cluster, Kind};
@@ -80,30 +79,13 @@ fn loadgen(
     workload: &str,
     json: &Path,
 ) -> Result<serde_json::Value> {
-    let pids: Vec<String> = cluster.pids().iter().map(|p| p.to_string()).collect();
-    let out = Command::new(&args.common.loadgen_bin)
-        .arg("--connect")
-        .arg(cluster.connect())
-        .args(["--clients", &args.clients.to_string()])
-        .args(["--inflight", &args.inflight.to_string()])
-        .args(["--value-size", &args.value_size.to_string()])
-        .args(["--keys", &args.keys.to_string()])
-        .args(["--server-pids", &pids.join(",")])
-        .args(extra)
-        .arg("--json")
-        .arg(json)
-        .arg(workload)
-        .output()
-        .with_context(|| format!("run {}", args.common.loadgen_bin.display()))?;
-    if !out.status.success() {
-        bail!(
-            "loadgen {workload} against {} failed: {}{}",
-            cluster.kind.name(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(serde_json::from_str(&std::fs::read_to_string(json)?)?)
+    let shape = crate::LoadShape {
+        clients: args.clients,
+        inflight: args.inflight,
+        value_size: args.value_size,
+        keys: args.keys,
+    };
+    crate::run_loadgen(&args.common, cluster, &shape, extra, workload, json)
 }
 
 fn ramp_flags(args: &RampArgs, base: &str) -> Vec<String> {

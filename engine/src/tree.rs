@@ -152,6 +152,20 @@ pub const QUOTA_PATH: &str = "/zookeeper/quota";
 pub const CONFIG_PATH: &str = "/zookeeper/config";
 
 impl DataTree {
+    /// No nodes at all, not even the root: what `new` and `Restore` fill.
+    fn without_nodes(extended_types: bool, last_zxid: i64) -> DataTree {
+        DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            last_zxid,
+            approximate_data_size: 0,
+            extended_types,
+            acls: HashMap::new(),
+        }
+    }
+
     /// A fresh tree as a fresh ZooKeeper server has it: `/`, `/zookeeper`,
     /// `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new(extended_types: bool) -> DataTree {
@@ -160,16 +174,7 @@ impl DataTree {
             perms: perms::READ,
             id: crate::types::Id::new("world", "anyone"),
         }]);
-        let mut t = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
-            containers: OrdSet::new(),
-            ttls: OrdSet::new(),
-            last_zxid: 0,
-            approximate_data_size: 0,
-            extended_types,
-            acls: HashMap::new(),
-        };
+        let mut t = DataTree::without_nodes(extended_types, 0);
         let all = t.intern_acl(&all);
         let read_only = t.intern_acl(&read_only);
         let mut root = Node::empty(all.clone());
@@ -576,16 +581,7 @@ pub struct Restore {
 impl Restore {
     pub fn new(extended_types: bool, last_zxid: i64) -> Restore {
         Restore {
-            t: DataTree {
-                nodes: HashMap::new(),
-                ephemerals: HashMap::new(),
-                containers: OrdSet::new(),
-                ttls: OrdSet::new(),
-                last_zxid,
-                approximate_data_size: 0,
-                extended_types,
-                acls: HashMap::new(),
-            },
+            t: DataTree::without_nodes(extended_types, last_zxid),
             unattached: Vec::new(),
             acl_by_ptr: Default::default(),
         }

@@ -1463,7 +1463,7 @@ impl Snapshotter {
                 let nodes = tree.node_count();
                 let snap = crate::snap::to_snapshot(&tree, sessions);
                 drop(tree);
-                let written = storage::snapshot::write(&snap_dir, &snap);
+                let written = storage::snapshot::write_paced(&snap_dir, &snap);
                 let purged = if written.is_ok() {
                     storage::snapshot::purge(&snap_dir, &log_dir, retain)
                 } else {

@@ -389,6 +389,36 @@ pub fn run_loadgen(
     Ok(serde_json::from_str(&std::fs::read_to_string(json)?)?)
 }
 
+/// Starts every server of `common.servers` (`size` each), then warms each
+/// ZooKeeper's JIT with `jit_warmup` s of read and of write load through
+/// `run(cluster, workload)`. Every server starts before any measurement,
+/// and the runs alternate between them workload by workload: an idle
+/// server costs next to nothing, and a machine that gets busier part-way
+/// (it is shared) then hurts both sides alike.
+pub fn start_warm(
+    common: &Common,
+    size: usize,
+    opts: &servers::ServerOptions,
+    work: &Path,
+    jit_warmup: f64,
+    mut run: impl FnMut(&Cluster, &str) -> Result<()>,
+) -> Result<Vec<Cluster>> {
+    let mut clusters = Vec::new();
+    for &kind in &common.servers {
+        eprintln!("starting {} x{size}", kind.name());
+        clusters.push(Cluster::start(kind, size, opts, work)?);
+    }
+    for c in &clusters {
+        if c.kind == Kind::Zookeeper && jit_warmup > 0.0 {
+            eprintln!("warming ZooKeeper's JIT ({jit_warmup} s read, {jit_warmup} s write)");
+            for w in ["read", "write"] {
+                run(c, w)?;
+            }
+        }
+    }
+    Ok(clusters)
+}
+
 /// A closed-loop loadgen run of `compare`; returns its JSON summary.
 fn loadgen(
     args: &CompareArgs,
@@ -429,27 +459,15 @@ fn compare(mut args: CompareArgs) -> Result<()> {
     args.common.name = Some(name.clone());
     let work = args.common.work_dir()?;
     let loadavg_before = report::loadavg();
-    // Every server starts before any measurement, and the runs alternate
-    // between them workload by workload: an idle server costs next to
-    // nothing, and a machine that gets busier part-way (it is shared)
-    // then hurts both sides alike.
-    let mut clusters = Vec::new();
-    for &kind in &args.common.servers {
-        eprintln!("starting {} x{size}", kind.name());
-        clusters.push(Cluster::start(kind, size, &opts, work.path())?);
-    }
     let json = work.path().join("run.json");
-    for c in &clusters {
-        if c.kind == Kind::Zookeeper && args.zk_jit_warmup > 0.0 {
-            eprintln!(
-                "warming ZooKeeper's JIT ({} s read, {} s write)",
-                args.zk_jit_warmup, args.zk_jit_warmup
-            );
-            for w in ["read", "write"] {
-                loadgen(&args, c, w, args.zk_jit_warmup, 0.0, &json)?;
-            }
-        }
-    }
+    let clusters = start_warm(
+        &args.common,
+        size,
+        &opts,
+        work.path(),
+        args.zk_jit_warmup,
+        |c, w| loadgen(&args, c, w, args.zk_jit_warmup, 0.0, &json).map(drop),
+    )?;
     let mut rows = Vec::new();
     for w in &args.workloads {
         for c in &clusters {

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::report;
-use crate::servers::{Cluster, Kind};
+use crate::servers::Cluster;
 use crate::Common;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -126,29 +126,21 @@ pub fn run(mut args: RampArgs) -> Result<()> {
         .options(size, if args.ensemble { "1g" } else { "2g" });
     let work = args.common.work_dir()?;
     let loadavg_before = report::loadavg();
-    let mut clusters = Vec::new();
-    for &kind in &args.common.servers {
-        eprintln!("starting {} x{size}", kind.name());
-        clusters.push(Cluster::start(kind, size, &opts, work.path())?);
-    }
     let json = work.path().join("run.json");
-    for c in &clusters {
-        if c.kind == Kind::Zookeeper && args.zk_jit_warmup > 0.0 {
-            eprintln!(
-                "warming ZooKeeper's JIT ({} s read, {} s write)",
-                args.zk_jit_warmup, args.zk_jit_warmup
-            );
-            let closed_loop = [
-                "--duration".to_string(),
-                args.zk_jit_warmup.to_string(),
-                "--warmup".to_string(),
-                "0".to_string(),
-            ];
-            for w in ["read", "write"] {
-                loadgen(&args, c, &closed_loop, w, &json)?;
-            }
-        }
-    }
+    let closed_loop = [
+        "--duration".to_string(),
+        args.zk_jit_warmup.to_string(),
+        "--warmup".to_string(),
+        "0".to_string(),
+    ];
+    let clusters = crate::start_warm(
+        &args.common,
+        size,
+        &opts,
+        work.path(),
+        args.zk_jit_warmup,
+        |c, w| loadgen(&args, c, &closed_loop, w, &json).map(drop),
+    )?;
     let mut rows = Vec::new();
     for base in &args.bases {
         for c in &clusters {

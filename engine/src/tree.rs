@@ -620,9 +620,17 @@ impl Restore {
         if !attached {
             self.unattached.push(key.clone());
         }
-        // One traversal of the map; the key is kept only to name a
-        // duplicate.
-        if t.nodes.insert(key.clone(), node).is_some() {
+        // One traversal of the map, and no second handle on the key: a
+        // duplicate is named by finding the node just stored, which only
+        // a broken snapshot pays for.
+        let stored = Arc::as_ptr(&node);
+        if t.nodes.insert(key, node).is_some() {
+            let key = t
+                .nodes
+                .iter()
+                .find(|(_, n)| Arc::as_ptr(n) == stored)
+                .map(|(k, _)| k.to_string())
+                .unwrap_or_default();
             return Err(format!("node {key:?} appears twice"));
         }
         Ok(())

@@ -1592,9 +1592,6 @@ fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts the server and blocks until it stops. `tls`: the rustls
-/// configuration built from `config.tls` (`tls::server_config`, which the
-/// caller runs first to refuse a bad key store as a configuration error).
 /// Name of the lock file in the data directory (and in dataLogDir when
 /// it is elsewhere).
 pub const LOCK_FILE: &str = ".corral.lock";
@@ -1631,6 +1628,9 @@ fn lock_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     Ok(f)
 }
 
+/// Starts the server and blocks until it stops. `tls`: the rustls
+/// configuration built from `config.tls` (`tls::server_config`, which the
+/// caller runs first to refuse a bad key store as a configuration error).
 pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
     let clock = Clock::new();
     if let (Some(settings), Some(tls)) = (&config.tls, tls) {
@@ -1691,9 +1691,8 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
     // and re-syncing the last segment is mostly waiting for the disk. It
     // starts after the newest snapshot's zxid, which is the one that loads
     // unless that snapshot is damaged.
-    let newest_snapshot = storage::snapshot::list(&snap_dir)
-        .first()
-        .map_or(0, |(zxid, _)| *zxid);
+    let snapshots = storage::snapshot::list(&snap_dir);
+    let newest_snapshot = snapshots.first().map_or(0, |(zxid, _)| *zxid);
     let log_reader = {
         let log_dir = log_dir.clone();
         std::thread::Builder::new()
@@ -1704,15 +1703,14 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
                 (r, started.elapsed().as_millis() as u64)
             })?
     };
-    if let Some((tree, sessions)) = crate::snap::load_newest(&snap_dir, extended_types) {
+    let loaded = crate::snap::load_newest(snapshots, extended_types);
+    let loaded_file = loaded.map(|(tree, sessions, path)| {
         pipeline.restore(tree, &sessions, clock.now_ms());
-    }
+        path
+    });
     let snapshot_zxid = pipeline.last_zxid();
     let snapshot_ms = started.elapsed().as_millis() as u64;
-    if let Some((_, path)) = storage::snapshot::list(&snap_dir)
-        .into_iter()
-        .find(|(z, _)| *z == snapshot_zxid)
-    {
+    if let Some(path) = loaded_file {
         // As ZooKeeper's last_snapshot before the first new one: the
         // snapshot loaded at startup, timed by its file.
         if let Ok(m) = std::fs::metadata(&path) {

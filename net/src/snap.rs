@@ -2,7 +2,7 @@
 //! choosing the snapshot to start from.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -165,9 +165,13 @@ fn node_of(n: &ArchivedSnapshotNode, acls: &[AclList]) -> Result<(Arc<str>, Arc<
     ))
 }
 
-/// The newest snapshot that loads, falling back to older ones.
-pub fn load_newest(dir: &Path, extended_types: bool) -> Option<(DataTree, Vec<(SessionId, i32)>)> {
-    for (zxid, path) in snapshot::list(dir) {
+/// A snapshot loaded at startup: the tree, the sessions, and its file.
+pub type Loaded = (DataTree, Vec<(SessionId, i32)>, PathBuf);
+
+/// The newest of `snapshots` (as `storage::snapshot::list` gives them,
+/// newest first) that loads, falling back to older ones.
+pub fn load_newest(snapshots: Vec<(i64, PathBuf)>, extended_types: bool) -> Option<Loaded> {
+    for (zxid, path) in snapshots {
         let started = std::time::Instant::now();
         let mut checked_ms = 0;
         let loaded = snapshot::load(&path, |a| {
@@ -184,7 +188,7 @@ pub fn load_newest(dir: &Path, extended_types: bool) -> Option<(DataTree, Vec<(S
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "loaded snapshot"
                 );
-                return Some(found);
+                return Some((found.0, found.1, path));
             }
             Ok(Err(why)) => {
                 warn!(file = %path.display(), "snapshot is inconsistent, trying an older one: {why}")

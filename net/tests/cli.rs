@@ -943,8 +943,15 @@ fn zkcli_parity() {
     let corral_addr = corral.addr();
     let mut differences = Vec::new();
     for args in PARITY_COMMANDS {
-        let z = run_process(zkcli_command(&zk_addr, args), None);
-        let c = run_process(cli_command(&corral_addr, args), None);
+        // Without -waitforconnection zkCli's one-shot mode runs its command
+        // as soon as the client object exists, and on a loaded machine it
+        // fails with ConnectionLoss before the session is up (seen in CI on
+        // the ZooKeeper side). Both shells take the flag and wait.
+        let args: Vec<&str> = std::iter::once("-waitforconnection")
+            .chain(args.iter().copied())
+            .collect();
+        let z = run_process(zkcli_command(&zk_addr, &args), None);
+        let c = run_process(cli_command(&corral_addr, &args), None);
         // zkCli prints the connection event whenever its event thread gets
         // to it; corral cli before the output. Compare without it.
         let z_out = normalise(&body(&z.out.replacen(CONNECTED, "", 1)), &zk_addr);

@@ -237,6 +237,16 @@ struct CompareArgs {
     /// measuring, so its JIT has compiled the hot paths.
     #[arg(long, default_value_t = 5.0)]
     zk_jit_warmup: f64,
+    /// Session counts of the throughput-against-sessions sweep that follows
+    /// the matrix (same requests in flight per session); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    sweep_clients: Vec<usize>,
+    /// Workloads of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "read,write")]
+    sweep_workloads: Vec<String>,
+    /// Measured seconds per run of the sweep.
+    #[arg(long, default_value_t = 5.0)]
+    sweep_duration: f64,
     #[command(flatten)]
     common: Common,
 }
@@ -419,17 +429,17 @@ pub fn start_warm(
     Ok(clusters)
 }
 
-/// A closed-loop loadgen run of `compare`; returns its JSON summary.
+/// A closed-loop loadgen run of `compare` with `clients` sessions; returns
+/// its JSON summary.
 fn loadgen(
     args: &CompareArgs,
     cluster: &Cluster,
     workload: &str,
-    duration: f64,
-    warmup: f64,
+    (clients, duration, warmup): (usize, f64, f64),
     json: &Path,
 ) -> Result<serde_json::Value> {
     let shape = LoadShape {
-        clients: args.clients,
+        clients,
         inflight: args.inflight,
         value_size: args.value_size,
         keys: args.keys,
@@ -466,24 +476,51 @@ fn compare(mut args: CompareArgs) -> Result<()> {
         &opts,
         work.path(),
         args.zk_jit_warmup,
-        |c, w| loadgen(&args, c, w, args.zk_jit_warmup, 0.0, &json).map(drop),
+        |c, w| {
+            let run = (args.clients, args.zk_jit_warmup, 0.0);
+            loadgen(&args, c, w, run, &json).map(drop)
+        },
     )?;
+    let server_name = |c: &Cluster| {
+        if c.size() > 1 {
+            format!("{} x{}", c.kind.name(), c.size())
+        } else {
+            c.kind.name().to_string()
+        }
+    };
     let mut rows = Vec::new();
     for w in &args.workloads {
         for c in &clusters {
-            let server = if c.size() > 1 {
-                format!("{} x{}", c.kind.name(), c.size())
-            } else {
-                c.kind.name().to_string()
-            };
+            let server = server_name(c);
             eprintln!("{server}: {w}, {} s", args.duration);
-            let j = loadgen(&args, c, w, args.duration, args.warmup, &json)?;
+            let run = (args.clients, args.duration, args.warmup);
+            let j = loadgen(&args, c, w, run, &json)?;
             let row = Row::from_loadgen(&server, w, &j)?;
             eprintln!(
                 "  {:.0} ops/s, p99 {:.2} ms, {:.1} us CPU/op, {} errors",
                 row.ops_per_s, row.p99_ms, row.server_cpu_us_per_op, row.errors
             );
             rows.push(row);
+        }
+    }
+    // Throughput against sessions: the same alternation, point by point.
+    let mut sweep = Vec::new();
+    for w in &args.sweep_workloads {
+        for &n in &args.sweep_clients {
+            for c in &clusters {
+                let server = server_name(c);
+                eprintln!("{server}: {w} with {n} sessions, {} s", args.sweep_duration);
+                let run = (n, args.sweep_duration, args.warmup);
+                let j = loadgen(&args, c, w, run, &json)?;
+                let row = Row::from_loadgen(&server, w, &j)?;
+                eprintln!(
+                    "  {:.0} ops/s, p99 {:.2} ms, {:.1} us CPU/op",
+                    row.ops_per_s, row.p99_ms, row.server_cpu_us_per_op
+                );
+                let mut point = row.to_json();
+                point["clients"] = n.into();
+                sweep.push(point);
+            }
         }
     }
     let peaks: Vec<(String, f64)> = clusters
@@ -495,6 +532,7 @@ fn compare(mut args: CompareArgs) -> Result<()> {
     let results = serde_json::json!({
         "meta": report::meta(&args_json(&args), &loadavg_before, &peaks),
         "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        "sweep": sweep,
     });
     let out_dir = &args.common.out_dir;
     std::fs::create_dir_all(out_dir)?;
@@ -515,6 +553,8 @@ fn args_json(a: &CompareArgs) -> serde_json::Value {
         "workloads": a.workloads, "ensemble": a.ensemble, "tick_time_ms": a.common.tick_time_ms,
         "zk_heap": compare_zk_heap(a),
         "zk_jit_warmup_s": a.zk_jit_warmup,
+        "sweep_clients": a.sweep_clients, "sweep_workloads": a.sweep_workloads,
+        "sweep_duration_s": a.sweep_duration,
         "corral_cores": a.common.corral_cores_for(size),
         "servers": a.common.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
         "command": report::command(),

@@ -1,6 +1,6 @@
 //! SVG charts, drawn with plotters: of a compare run, throughput per
-//! workload (one bar per server) and latency percentiles per workload on a
-//! log scale; of a ramp run, p99 against the offered rate. Labels under the bars are placed by hand: plotters chooses
+//! workload (one bar per server), latency percentiles per workload on a
+//! log scale and throughput against the session count; of a ramp run, p99 against the offered rate. Labels under the bars are placed by hand: plotters chooses
 //! its own tick positions on a numeric axis, which need not fall on a bar.
 
 use std::path::Path;
@@ -204,6 +204,85 @@ pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One panel per workload: ops/s against the session count (log scale),
+/// one line per server, each point labelled with its value.
+pub fn clients(path: &Path, points: &[(usize, Row)], ensemble: bool) -> Result<()> {
+    let workloads = distinct(points.iter().map(|(_, r)| r.workload.as_str()));
+    let servers = distinct(points.iter().map(|(_, r)| r.server.as_str()));
+    let width = 480 * workloads.len().max(1) as u32;
+    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (title, body) = root.split_vertically(40);
+    title
+        .draw(&Text::new(
+            format!(
+                "Throughput against sessions ({}; sessions on a log scale)",
+                if ensemble { "3 servers" } else { "standalone" }
+            ),
+            (width as i32 / 2, 10),
+            TextStyle::from(("sans-serif", 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(err)?;
+    let panels = body.split_evenly((1, workloads.len().max(1)));
+    for (panel, w) in panels.iter().zip(&workloads) {
+        let mine: Vec<&(usize, Row)> = points.iter().filter(|(_, r)| r.workload == *w).collect();
+        let n_max = mine.iter().map(|(n, _)| *n).max().unwrap_or(1).max(2) as f64;
+        let top = mine.iter().map(|(_, r)| r.ops_per_s).fold(1.0, f64::max) * 1.2;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(*w, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((0.8f64..n_max * 1.25).log_scale(), 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("sessions")
+            .y_desc("operations per second")
+            .max_light_lines(1)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
+            .draw()
+            .map_err(err)?;
+        for server in &servers {
+            let c = color(server);
+            let mut pts: Vec<(f64, f64)> = mine
+                .iter()
+                .filter(|(_, r)| r.server == *server)
+                .map(|(n, r)| (*n as f64, r.ops_per_s))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(*server)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(err)?;
+            let above = TextStyle::from(("sans-serif", 12).into_font())
+                .color(&c)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
+            chart
+                .draw_series(pts.iter().map(|&(x, y)| {
+                    Text::new(format!("{:.0}k", y / 1000.0), (x, y * 1.02), above.clone())
+                }))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.9))
             .draw()

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::Row;
 
@@ -406,15 +406,83 @@ pub fn write(dir: &Path, name: &str, results: &serde_json::Value) -> Result<()> 
             list.join(", ")
         );
     }
+    let sweep: Vec<(usize, Row)> = results["sweep"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            Ok((
+                p["clients"].as_u64().context("sweep: clients")? as usize,
+                Row::from_json(p)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let mut sweep_plot = String::new();
+    if !sweep.is_empty() {
+        let clients_svg = format!("{name}-clients.svg");
+        crate::plot::clients(&dir.join(&clients_svg), &sweep, ensemble)?;
+        sweep_plot = format!("![throughput against sessions]({clients_svg})\n\n");
+        let _ = writeln!(
+            md,
+            "## Throughput against sessions\n\nThe same load with other session counts \
+             ({} requests in flight per session, {} s measured per point), each point \
+             alternating between the servers.\n\n{}",
+            a["inflight"],
+            a["sweep_duration_s"],
+            sweep_table(&sweep)
+        );
+    }
     let _ = writeln!(
         md,
         "## Plots\n\n![throughput per workload]({throughput_svg})\n\n\
-         ![latency percentiles per workload]({latency_svg})\n\n\
+         ![latency percentiles per workload]({latency_svg})\n\n{sweep_plot}\
          Raw results: [{name}.json]({name}.json); `cargo run -p bench --release -- report \
          docs/benchmarks/{name}.json` redraws this page and the plots from them."
     );
     std::fs::write(dir.join(format!("{name}.md")), md)?;
     Ok(())
+}
+
+/// The sweep as one line per workload and session count: each server's
+/// ops/s, p99 and CPU per op, and the throughput ratio.
+fn sweep_table(points: &[(usize, Row)]) -> String {
+    let mut keys: Vec<(&str, usize)> = Vec::new();
+    for (n, r) in points {
+        if !keys.contains(&(r.workload.as_str(), *n)) {
+            keys.push((r.workload.as_str(), *n));
+        }
+    }
+    let find = |w: &str, n: usize, zk: bool| {
+        points
+            .iter()
+            .find(|(m, r)| *m == n && r.workload == w && r.server.starts_with("zookeeper") == zk)
+            .map(|(_, r)| r)
+    };
+    let cell = |r: Option<&Row>| match r {
+        Some(r) => format!(
+            "{:.0} | {:.2} | {:.1}",
+            r.ops_per_s, r.p99_ms, r.server_cpu_us_per_op
+        ),
+        None => "- | - | -".to_string(),
+    };
+    let mut t = String::from(
+        "| workload | sessions | ZooKeeper ops/s | p99 ms | CPU µs/op | corral ops/s | p99 ms | CPU µs/op | throughput ratio |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (w, n) in keys {
+        let (zk, corral) = (find(w, n, true), find(w, n, false));
+        let ratio = match (zk, corral) {
+            (Some(z), Some(c)) if z.ops_per_s > 0.0 => format!("{:.1}x", c.ops_per_s / z.ops_per_s),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(
+            t,
+            "| {w} | {n} | {} | {} | {ratio} |",
+            cell(zk),
+            cell(corral)
+        );
+    }
+    t
 }
 
 #[cfg(test)]

@@ -1739,6 +1739,7 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
         records,
         tail: wal_tail,
         truncated_bytes,
+        torn_tail,
     } = read?;
     // The newest records after the snapshot become the history the peer
     // can sync others from; each payload is moved into one `Bytes` shared
@@ -1799,8 +1800,13 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
     // pages back to the OS instead of keeping them in the allocator.
     // SAFETY: mi_collect only walks the allocator's own free lists.
     unsafe { libmimalloc_sys::mi_collect(true) };
-    if truncated_bytes > 0 {
+    if torn_tail {
         warn!(bytes = truncated_bytes, "cut a torn tail off the log");
+    } else if truncated_bytes > 0 {
+        debug!(
+            bytes = truncated_bytes,
+            "zeroed the old contents of a recycled log segment after the last record"
+        );
     }
     info!(
         snapshot_zxid = format_args!("0x{snapshot_zxid:x}"),

@@ -92,7 +92,7 @@ fn log_dump_inner(dir: &Path, as_json: bool) -> anyhow::Result<()> {
             )?;
         }
     }
-    if recovered.truncated_bytes > 0 {
+    if recovered.torn_tail {
         writeln!(
             out,
             "(torn tail: {} bytes after the last valid record)",

@@ -1,14 +1,25 @@
 //! Byte layout of log segments. All integers are little-endian.
 //!
 //! A segment file `log.<first zxid, 16 hex digits>` is preallocated to its
-//! full size and zero-filled, so an append is an overwrite of allocated
-//! blocks and fdatasync has no metadata to flush.
+//! full size, so an append is an overwrite of allocated blocks and
+//! fdatasync has no metadata to flush. A new segment is zero-filled; a
+//! recycled one (a segment purged after a snapshot, renamed and reused
+//! instead of zero-filling a new file) still holds its earlier records
+//! after the new header. Two rules keep those out of the log:
+//! - every write ends with a zero length field after its last record (the
+//!   write is extended by a block when the record ends within 4 bytes of a
+//!   block boundary), so reading stops there;
+//! - a record with a valid checksum whose zxid is below the segment's first
+//!   zxid is left over from the file's earlier life (zxids only grow, and a
+//!   segment is recycled only once all its records precede the oldest
+//!   snapshot kept): it ends the segment like a zero length does. This
+//!   covers a torn write that lost the sector holding the zero length.
 //!
 //! ```text
 //! segment header (one 4096-byte block)
 //! offset size  field
 //! 0      8     magic "CORRALWL"
-//! 8      4     version (1)
+//! 8      4     version (2; 1 is read too: it never recycled segments)
 //! 12     4     crc32c of bytes 0..12 and 16..24
 //! 16     8     first zxid the segment may hold
 //! 24     4072  zero
@@ -23,7 +34,11 @@
 
 pub const BLOCK: usize = 4096;
 pub const MAGIC: &[u8; 8] = b"CORRALWL";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// The bytes of the zero length field that ends the written log (see the
+/// module comment): every write carries it after its last record.
+pub const END_MARKER_LEN: usize = 4;
 pub const HEADER_LEN: usize = BLOCK;
 pub const RECORD_HEADER_LEN: usize = 16;
 /// A record payload is at most this large (a txn is bounded by jute.maxbuffer
@@ -41,6 +56,17 @@ pub fn zxid_follows(previous: i64, zxid: i64) -> bool {
 
 pub fn segment_name(first_zxid: i64) -> String {
     format!("log.{:016x}", first_zxid as u64)
+}
+
+/// A purged segment kept to be recycled as the next spare (named after
+/// the first zxid it held; recovery ignores it).
+pub fn recycled_name(first_zxid: i64) -> String {
+    format!("log.recycled.{:016x}", first_zxid as u64)
+}
+
+pub fn is_recycled_name(name: &str) -> bool {
+    name.strip_prefix("log.recycled.")
+        .is_some_and(|hex| hex.len() == 16 && u64::from_str_radix(hex, 16).is_ok())
 }
 
 pub fn parse_segment_name(name: &str) -> Option<i64> {
@@ -86,7 +112,7 @@ pub fn decode_header(b: &[u8]) -> Result<i64, HeaderError> {
         return Err(HeaderError::Magic);
     }
     let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(HeaderError::Version(version));
     }
     let crc = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes"));

@@ -6,7 +6,9 @@
 //! Steps: append a batch of records with increasing zxids (sometimes
 //! starting a new epoch), probe the sync latency (a rewrite and sync of the
 //! last block), inject a fault (any operation kind, after a few more
-//! operations, once or for good), install a snapshot (`restart_at`), drop
+//! operations, once or for good), leave a purged segment for the log to
+//! recycle (an old segment image full of valid records with older zxids,
+//! as the snapshot purge leaves them), install a snapshot (`restart_at`), drop
 //! records after a zxid (`truncate_after`, ZAB's TRUNC, then a restart),
 //! and restart: after a power loss (unsynced sectors kept, lost or torn, a
 //! prefix of unsynced directory changes kept) or after the process alone
@@ -33,8 +35,8 @@ use std::path::{Path, PathBuf};
 
 use futures_lite::future::block_on;
 
-use crate::disk::{Fault, FaultyDisk, Op};
-use crate::format::zxid_follows;
+use crate::disk::{Disk, Fault, FaultyDisk, Op};
+use crate::format::{zxid_follows, HEADER_LEN};
 use crate::recovery::{recover_on, truncate_after_on};
 use crate::wal::{WalConfig, WalError, WalOn};
 
@@ -103,6 +105,8 @@ pub struct Summary {
     pub crashes: usize,
     pub failures: usize,
     pub rolls: usize,
+    /// Rolls onto a recycled segment (one the `pool` step left).
+    pub recycled: usize,
     pub snapshots: usize,
     pub truncations: usize,
 }
@@ -209,10 +213,12 @@ impl Model {
         }
         self.note(format!("append {}", describe(&batch)));
         let ops = self.disk.ops();
+        let pooled = self.pooled();
         let wal = self.wal.as_mut().expect("open");
         let before = wal.segment_path().to_path_buf();
         let r = block_on(wal.append(&batch));
         let rolled = wal.segment_path() != before;
+        self.summary.recycled += pooled.saturating_sub(self.pooled());
         if self.failed {
             return self.check_refused("append", ops, r);
         }
@@ -234,6 +240,54 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// What the snapshot purge does to an old segment: renames it for the
+    /// log to reuse as its next spare. Its records are valid, with zxids up
+    /// to the snapshot's (the purge recycles only segments the snapshots
+    /// kept hold entirely, and a server's snapshot holds only committed
+    /// transactions, which no TRUNC takes back): below anything the log
+    /// writes next. They must never come back. Errors are ignored: a purge
+    /// that fails leaves nothing to recycle.
+    fn pool(&mut self, c: &mut impl Choices) {
+        let last = self.base;
+        if last < 1 {
+            return;
+        }
+        let first = 1 + c.below(last as u64) as i64;
+        let len = self.config.segment_bytes.max(16 * 1024);
+        let mut bytes = Vec::new();
+        let mut zxid = first;
+        while zxid <= last && HEADER_LEN + bytes.len() < len - 400 {
+            let n = 1 + c.below(300) as usize;
+            crate::format::encode_record(&mut bytes, zxid, &payload(zxid, n));
+            zxid += 1;
+        }
+        bytes.truncate(len - HEADER_LEN);
+        let path = self.dir.join(crate::format::recycled_name(first));
+        self.note(format!(
+            "pool {} with records {first:#x}..{:#x}",
+            path.display(),
+            zxid - 1
+        ));
+        let _ = self
+            .disk
+            .create_zeroed(&path, len, &crate::format::encode_header(first))
+            .and_then(|()| self.disk.write_synced(&path, HEADER_LEN as u64, &bytes))
+            .and_then(|()| self.disk.sync_dir(&self.dir));
+    }
+
+    /// Segments waiting in the recycle pool.
+    fn pooled(&self) -> usize {
+        self.disk
+            .list(&self.dir)
+            .map(|names| {
+                names
+                    .iter()
+                    .filter(|n| crate::format::is_recycled_name(n))
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     fn probe(&mut self) -> Result<(), String> {
@@ -469,7 +523,8 @@ pub fn run(
         }
         m.summary.steps = step + 1;
         match choices.below(100) {
-            0..=59 => m.append(choices)?,
+            0..=56 => m.append(choices)?,
+            57..=59 => m.pool(choices),
             60..=64 => m.probe()?,
             65..=74 => m.inject(choices),
             75..=76 => m.snapshot(choices)?,
@@ -501,6 +556,7 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, steps_max: usize) -> Summary {
                 total.crashes += s.crashes;
                 total.failures += s.failures;
                 total.rolls += s.rolls;
+                total.recycled += s.recycled;
                 total.snapshots += s.snapshots;
                 total.truncations += s.truncations;
             }

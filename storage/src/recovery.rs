@@ -8,6 +8,9 @@
 //! - A bad record in any earlier segment, a bad segment header, or a gap or
 //!   step back in zxids is corruption of acknowledged data: startup stops
 //!   with the file and offset.
+//! - A valid record whose zxid is below its segment's first zxid is left
+//!   over from a recycled segment's earlier life (see `format`): the
+//!   segment's log ends there, as at a zero length.
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +45,8 @@ pub enum RecoveryError {
 /// Why parsing a segment stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop {
-    /// A zero length: the end of the written log.
+    /// A zero length, or a record left from a recycled segment's earlier
+    /// life: the end of the written log.
     End,
     /// A record cut short or failing its checksum.
     Invalid(&'static str),
@@ -64,12 +68,19 @@ pub struct Parsed {
 /// Parses a whole segment image (header included) without touching any
 /// file: the part of recovery that the model test drives directly.
 pub fn parse_segment(bytes: &[u8], previous: Option<i64>) -> Parsed {
-    parse_segment_after(bytes, previous, i64::MIN)
+    let first = format::decode_header(bytes).unwrap_or(i64::MIN);
+    parse_segment_after(bytes, first, previous, i64::MIN)
 }
 
-/// `parse_segment` keeping only the records after zxid `after`; the
-/// others are checked all the same.
-fn parse_segment_after(bytes: &[u8], mut previous: Option<i64>, after: i64) -> Parsed {
+/// Whether a valid record with `zxid` in the segment starting at `first`
+/// is left over from the file's earlier life (a recycled segment).
+pub fn is_stale(first: i64, zxid: i64) -> bool {
+    zxid < first
+}
+
+/// `parse_segment` of the segment starting at `first`, keeping only the
+/// records after zxid `after`; the others are checked all the same.
+fn parse_segment_after(bytes: &[u8], first: i64, mut previous: Option<i64>, after: i64) -> Parsed {
     let mut records = Vec::new();
     let mut off = HEADER_LEN;
     let stop = loop {
@@ -79,6 +90,7 @@ fn parse_segment_after(bytes: &[u8], mut previous: Option<i64>, after: i64) -> P
         match format::read_record(&bytes[off..]) {
             RecordRead::End => break Stop::End,
             RecordRead::Invalid(what) => break Stop::Invalid(what),
+            RecordRead::Record { zxid, .. } if is_stale(first, zxid) => break Stop::End,
             RecordRead::Record { zxid, payload, len } => {
                 if let Some(p) = previous {
                     if !format::zxid_follows(p, zxid) {
@@ -109,8 +121,12 @@ pub struct Recovered {
     pub records: Vec<(i64, Vec<u8>)>,
     /// The last segment and the offset of its first free byte.
     pub tail: Option<(PathBuf, usize)>,
-    /// Bytes cut from a torn tail.
+    /// Bytes zeroed after the last record of the last segment (a torn
+    /// write, a recycled segment's old contents, a cut-short TRUNC).
     pub truncated_bytes: usize,
+    /// Whether the last segment ended in a torn or checksum-failing record
+    /// (an unsynced write cut by a crash), not a clean end.
+    pub torn_tail: bool,
 }
 
 /// The segments of the log in `dir`, by first zxid.
@@ -194,7 +210,7 @@ fn read<D: Disk>(
                 what: format!("header says first zxid {header_first:#x}"),
             });
         }
-        let parsed = parse_segment_after(&bytes, previous, after);
+        let parsed = parse_segment_after(&bytes, first, previous, after);
         previous = parsed.last.or(previous);
         out.records.extend(parsed.records);
         let off = parsed.end;
@@ -216,14 +232,14 @@ fn read<D: Disk>(
                         what: what.to_string(),
                     });
                 }
+                out.torn_tail = true;
             }
         }
         if last_segment {
             // A torn tail: zero everything after the last good record so a
             // later crash cannot resurrect it. After a zero length too: a
             // torn TRUNC (zeroing) can leave old records past a zeroed
-            // sector, and an append that ends on a block boundary would
-            // otherwise let the next recovery read on into them.
+            // sector, and a recycled segment holds its old records there.
             let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
             out.truncated_bytes = end.saturating_sub(off);
             if repair {
@@ -299,11 +315,12 @@ pub fn truncate_after_on<D: Disk>(
     let segments = segments_on(disk, dir)?;
     // The segment holding the first record after `after`, and where.
     let mut cut = None;
-    for (i, (_, file)) in segments.iter().enumerate() {
+    for (i, (first, file)) in segments.iter().enumerate() {
         let bytes = disk.read(file).map_err(io(file))?;
         let mut off = HEADER_LEN;
         while off < bytes.len() {
             match format::read_record(&bytes[off..]) {
+                RecordRead::Record { zxid, .. } if is_stale(*first, zxid) => break,
                 RecordRead::Record { zxid, len, .. } if zxid <= after => off += len,
                 RecordRead::Record { .. } => {
                     cut = Some((i, off, bytes));
@@ -326,7 +343,11 @@ pub fn truncate_after_on<D: Disk>(
     disk.sync_dir(dir).map_err(io(dir))?;
     let mut dropped = 0;
     let mut rest = off;
-    while let RecordRead::Record { len, .. } = format::read_record(&bytes[rest..]) {
+    let first = segments[i].0;
+    while let RecordRead::Record { zxid, len, .. } = format::read_record(&bytes[rest..]) {
+        if is_stale(first, zxid) {
+            break;
+        }
         dropped += 1;
         rest += len;
     }
@@ -362,6 +383,62 @@ mod tests {
         d
     }
 
+    /// A segment at `first` recycled from one that held `old`: the old
+    /// image, then the new header, the new records and a zero length.
+    fn write_recycled(dir: &Path, first: i64, zxids: &[i64], old: &[i64]) -> PathBuf {
+        let mut b = encode_header(1);
+        for z in old {
+            encode_record(&mut b, *z, format!("old{z}").as_bytes());
+        }
+        b.resize(16384, 0);
+        let mut new = encode_header(first);
+        for z in zxids {
+            encode_record(&mut new, *z, format!("txn{z}").as_bytes());
+        }
+        new.extend_from_slice(&[0; 4]);
+        b[..new.len()].copy_from_slice(&new);
+        let p = dir.join(segment_name(first));
+        fs::write(&p, &b).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_recycled_segments_old_records_never_come_back() {
+        let d = tmp("recycled");
+        let old: Vec<i64> = (1..200).collect();
+        // A recycled middle segment, then a recycled last one whose zero
+        // length was lost (a torn write): an old record follows, aligned.
+        write_recycled(&d, 300, &[300, 301], &old);
+        let last = write_recycled(&d, 302, &[302, 303], &old);
+        let mut b = fs::read(&last).unwrap();
+        let r = recover(&d).unwrap();
+        assert_eq!(
+            r.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![300, 301, 302, 303]
+        );
+        assert!(!r.torn_tail, "old records are an end, not a torn write");
+        let (_, off) = r.tail.unwrap();
+        // Recovery zeroed everything after the last record.
+        assert!(fs::read(&last).unwrap()[off..].iter().all(|b| *b == 0));
+        let mut stale = Vec::new();
+        encode_record(&mut stale, 150, b"old150");
+        b[off..off + stale.len()].copy_from_slice(&stale);
+        fs::write(&last, &b).unwrap();
+        let r = recover(&d).unwrap();
+        assert_eq!(r.records.len(), 4);
+        assert!(!r.torn_tail);
+        // A record of the new life that skips a zxid is still a gap.
+        let mut gap = Vec::new();
+        encode_record(&mut gap, 305, b"txn305");
+        b[off..off + gap.len()].copy_from_slice(&gap);
+        fs::write(&last, &b).unwrap();
+        assert!(matches!(
+            recover(&d).unwrap_err(),
+            RecoveryError::Gap { .. }
+        ));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn reads_across_segments() {
         let d = tmp("across");
@@ -378,6 +455,7 @@ mod tests {
 
     #[test]
     fn torn_tail_of_last_segment_is_cut_and_zeroed() {
+        // (and reported as torn: see `torn_tail` below)
         let d = tmp("torn");
         let p = write_segment(&d, 1, &[1, 2], 8192);
         let mut b = fs::read(&p).unwrap();
@@ -389,6 +467,7 @@ mod tests {
         let r = recover(&d).unwrap();
         assert_eq!(r.records.len(), 2);
         assert_eq!(r.truncated_bytes, 5);
+        assert!(r.torn_tail);
         assert!(fs::read(&p).unwrap()[off..].iter().all(|b| *b == 0));
         fs::remove_dir_all(&d).unwrap();
     }

@@ -3,11 +3,13 @@
 //!
 //! O_DIRECT writes must start and end on block boundaries. The cursor keeps
 //! the bytes of the partial last block; each append rewrites that block with
-//! the new records after it and zero padding to the next boundary. The
+//! the new records after it and zero padding to the next boundary, always
+//! including a zero length field after the last record (a recycled segment
+//! holds old bytes there, not zeros). The
 //! rewritten prefix is identical to what is on disk, so a torn write (each
 //! 512-byte sector old or new) cannot damage records that were synced.
 
-use crate::format::BLOCK;
+use crate::format::{BLOCK, END_MARKER_LEN};
 
 #[derive(Clone, Debug, Default)]
 pub struct SegmentCursor {
@@ -28,11 +30,12 @@ impl SegmentCursor {
         self.pos
     }
 
-    /// The aligned write that appends `bytes`: its offset and its length.
+    /// The aligned write that appends `bytes` and the zero length field
+    /// after them: its offset and its length.
     pub fn write_for(&self, bytes: &[u8]) -> (usize, usize) {
         let offset = self.pos / BLOCK * BLOCK;
-        let len = (self.tail.len() + bytes.len()).div_ceil(BLOCK) * BLOCK;
-        (offset, len.max(BLOCK))
+        let len = (self.tail.len() + bytes.len() + END_MARKER_LEN).div_ceil(BLOCK) * BLOCK;
+        (offset, len)
     }
 
     /// Fills the write buffer (`out.len()` from `write_for`).

@@ -256,9 +256,16 @@ pub fn validate(bytes: &[u8]) -> Result<&ArchivedSnapshot, String> {
         .map_err(|e| format!("invalid archive: {e}"))
 }
 
+/// Purged log segments kept for the log to reuse as its next spare instead
+/// of zero-filling a new file (which writes as many bytes as the log
+/// itself); further ones are deleted.
+pub const RECYCLED_SEGMENTS_MAX: usize = 2;
+
 /// Keeps the newest `retain` snapshots and deletes older ones, and every
 /// log segment whose records all precede the oldest snapshot kept (never
-/// the last segment). Returns the files removed.
+/// the last segment): up to `RECYCLED_SEGMENTS_MAX` of those are renamed
+/// for the log to recycle, the rest deleted. Returns the files removed or
+/// renamed.
 pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let snaps = list(snap_dir);
@@ -271,15 +278,40 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> Vec<PathBuf> {
         }
     }
     let oldest_kept = snaps[retain - 1].0;
+    let mut pooled = fs::read_dir(log_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(crate::format::is_recycled_name)
+                })
+                .count()
+        })
+        .unwrap_or(RECYCLED_SEGMENTS_MAX);
+    let mut renamed = false;
     if let Ok(segments) = crate::recovery::segments(log_dir) {
         // A segment holds zxids up to the next segment's first - 1.
         for w in segments.windows(2) {
-            let (_, path) = &w[0];
+            let (first, path) = &w[0];
             let (next_first, _) = w[1];
-            if next_first <= oldest_kept + 1 && remove_gradually(path).is_ok() {
+            if next_first > oldest_kept + 1 {
+                continue;
+            }
+            // Renamed, it is out of the log as surely as deleted: the
+            // snapshots kept hold all of it.
+            let pool = log_dir.join(crate::format::recycled_name(*first));
+            if pooled < RECYCLED_SEGMENTS_MAX && fs::rename(path, &pool).is_ok() {
+                pooled += 1;
+                renamed = true;
+                removed.push(path.clone());
+            } else if remove_gradually(path).is_ok() {
                 removed.push(path.clone());
             }
         }
+    }
+    if renamed {
+        let _ = fs::File::open(log_dir).and_then(|d| d.sync_all());
     }
     removed
 }
@@ -350,6 +382,31 @@ mod tests {
         assert!(names.contains(&crate::format::segment_name(1)));
         assert!(!names.contains(&crate::format::segment_name(15)));
         assert_eq!(list(&d).len(), 3);
+        // Segment 1 was kept for the log to recycle, not deleted.
+        assert!(d.join(crate::format::recycled_name(1)).exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn purge_keeps_at_most_a_few_segments_to_recycle() {
+        let d = tmp("recycle-pool");
+        for z in [100, 200, 300, 400] {
+            write(&d, &sample(z)).unwrap();
+        }
+        let firsts = [1i64, 20, 40, 60, 250];
+        for first in firsts {
+            fs::write(d.join(crate::format::segment_name(first)), b"x").unwrap();
+        }
+        let removed = purge(&d, &d, 3);
+        // Snapshot 100 and the segments at 1, 20 and 40 go (60 holds 200).
+        assert_eq!(removed.len(), 4);
+        let pooled: Vec<String> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| crate::format::is_recycled_name(n))
+            .collect();
+        assert_eq!(pooled.len(), RECYCLED_SEGMENTS_MAX, "{pooled:?}");
+        assert_eq!(crate::recovery::segments(&d).unwrap().len(), 2);
         fs::remove_dir_all(&d).unwrap();
     }
 

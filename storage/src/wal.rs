@@ -84,10 +84,18 @@ fn create_segment<D: Disk>(
 /// 64 MiB on the pipeline core.
 const SPARE_NAME: &str = "log.spare";
 
-/// Zero-fills the spare (with O_DIRECT on the real disk: see
-/// `Disk::create_zeroed_direct`), then renames it into place.
+/// Makes the spare: a recycled segment of the right size if the purge
+/// left one (a rename: no bytes written), else a new file zero-filled
+/// (with O_DIRECT on the real disk: see `Disk::create_zeroed_direct`) and
+/// renamed into place.
 async fn create_spare<D: Disk>(disk: D, dir: PathBuf, len: usize) -> Result<PathBuf, WalError> {
     let path = dir.join(SPARE_NAME);
+    if let Some(recycled) = take_recycled(&disk, &dir, len)? {
+        disk.rename(&recycled, &path).map_err(io_err(&path))?;
+        sync_dir_on(&disk, &dir)?;
+        tracing::debug!(from = %recycled.display(), "recycled a purged log segment as the spare");
+        return Ok(path);
+    }
     let tmp = dir.join(format!("{SPARE_NAME}.tmp"));
     disk.create_zeroed_direct(&tmp, len)
         .await
@@ -95,6 +103,22 @@ async fn create_spare<D: Disk>(disk: D, dir: PathBuf, len: usize) -> Result<Path
     disk.rename(&tmp, &path).map_err(io_err(&path))?;
     sync_dir_on(&disk, &dir)?;
     Ok(path)
+}
+
+/// A recycled segment of `len` bytes from the pool in `dir`, if any. Pool
+/// files of another size (the segment size changed) are removed.
+fn take_recycled<D: Disk>(disk: &D, dir: &Path, len: usize) -> Result<Option<PathBuf>, WalError> {
+    let names = disk.list(dir).map_err(io_err(dir))?;
+    for name in names.iter().filter(|n| format::is_recycled_name(n)) {
+        let file = dir.join(name);
+        match disk.len(&file) {
+            Ok(n) if n as usize == len => return Ok(Some(file)),
+            Ok(_) => disk.remove(&file).map_err(io_err(&file))?,
+            // Gone meanwhile: nothing to take.
+            Err(_) => {}
+        }
+    }
+    Ok(None)
 }
 
 /// Turns the spare into the segment starting at `first_zxid`: header first
@@ -159,10 +183,16 @@ fn last_zxid<D: Disk>(
     pos: usize,
 ) -> Result<Option<i64>, WalError> {
     let last_in = |bytes: &[u8], end: usize| {
+        let first = format::decode_header(bytes).unwrap_or(i64::MIN);
         let mut off = HEADER_LEN;
         let mut last = None;
         while off < end.min(bytes.len()) {
             match format::read_record(&bytes[off..end.min(bytes.len())]) {
+                format::RecordRead::Record { zxid, .. }
+                    if crate::recovery::is_stale(first, zxid) =>
+                {
+                    break
+                }
                 format::RecordRead::Record { zxid, len, .. } => {
                     last = Some(zxid);
                     off += len;
@@ -309,7 +339,7 @@ impl<D: Disk> WalOn<D> {
         self.config
             .segment_bytes
             .max(self.disk.segment_bytes_min())
-            .max((HEADER_LEN + needed).div_ceil(BLOCK) * BLOCK)
+            .max((HEADER_LEN + needed + format::END_MARKER_LEN).div_ceil(BLOCK) * BLOCK)
     }
 
     async fn roll(&mut self, first_zxid: i64, needed: usize) -> Result<(), WalError> {

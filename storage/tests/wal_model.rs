@@ -27,6 +27,7 @@ fn no_synced_record_is_lost_by_the_wal_model() {
     assert!(total.crashes > 1_000, "{total:?}");
     assert!(total.failures > 500, "{total:?}");
     assert!(total.rolls > 500, "{total:?}");
+    assert!(total.recycled > 100, "{total:?}");
     assert!(total.snapshots > 200, "{total:?}");
 }
 

@@ -487,7 +487,51 @@ fn sweep_table(points: &[(usize, Row)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{civil_from_days, median};
+    use super::{civil_from_days, median, sweep_table};
+    use crate::Row;
+
+    fn row(server: &str, workload: &str, ops_per_s: f64) -> Row {
+        Row {
+            server: server.into(),
+            workload: workload.into(),
+            ops_per_s,
+            p50_ms: 1.0,
+            p90_ms: 2.0,
+            p99_ms: 3.0,
+            p999_ms: 4.0,
+            max_ms: 5.0,
+            server_cpu_us_per_op: 6.0,
+            server_rss_mib: 7.0,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn the_sweep_table_pairs_the_servers_point_by_point() {
+        let points = vec![
+            (1, row("zookeeper", "read", 10_000.0)),
+            (1, row("corral", "read", 120_000.0)),
+            (4, row("zookeeper x3", "write", 2_000.0)),
+            (4, row("corral x3", "write", 5_000.0)),
+            (16, row("corral", "read", 400_000.0)),
+        ];
+        let t = sweep_table(&points);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5, "{t}");
+        assert_eq!(
+            lines[2],
+            "| read | 1 | 10000 | 3.00 | 6.0 | 120000 | 3.00 | 6.0 | 12.0x |"
+        );
+        assert_eq!(
+            lines[3],
+            "| write | 4 | 2000 | 3.00 | 6.0 | 5000 | 3.00 | 6.0 | 2.5x |"
+        );
+        // A point only one server has: no ratio.
+        assert_eq!(
+            lines[4],
+            "| read | 16 | - | - | - | 400000 | 3.00 | 6.0 | - |"
+        );
+    }
 
     #[test]
     fn medians() {

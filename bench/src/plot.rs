@@ -33,6 +33,69 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting: {e:?}")
 }
 
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// A white canvas of `width` x 460 with `text` centred in a strip of
+/// `strip` pixels at the top; returns the canvas, the strip and the rest.
+fn titled<'a>(
+    path: &'a Path,
+    width: u32,
+    strip: u32,
+    text: &str,
+) -> Result<(Area<'a>, Area<'a>, Area<'a>)> {
+    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (title, body) = root.split_vertically(strip);
+    title
+        .draw(&Text::new(
+            text.to_string(),
+            (width as i32 / 2, 10),
+            TextStyle::from(("sans-serif", 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(err)?;
+    Ok((root, title, body))
+}
+
+/// A line through `pts` with a dot on each, in `c`; with a legend entry
+/// when `label` is given.
+fn line<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
+    pts: &[(f64, f64)],
+    c: RGBColor,
+    label: Option<&str>,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let series = chart
+        .draw_series(LineSeries::new(pts.to_vec(), c.stroke_width(2)))
+        .map_err(err)?;
+    if let Some(label) = label {
+        series
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+    }
+    chart
+        .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The legend of the series drawn with labels, boxed, at `at`.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    at: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .draw()
+        .map_err(err)
+}
+
 /// Grouped bars: ops/s per workload, one bar per server, value on top.
 pub fn throughput(path: &Path, rows: &[Row], ensemble: bool) -> Result<()> {
     let workloads = distinct(rows.iter().map(|r| r.workload.as_str()));
@@ -100,13 +163,7 @@ pub fn throughput(path: &Path, rows: &[Row], ensemble: bool) -> Result<()> {
         root.draw(&Text::new(w.to_string(), (px, py + 8), below.clone()))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.9))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -120,16 +177,7 @@ pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
     let workloads = distinct(rows.iter().map(|r| r.workload.as_str()));
     let servers = distinct(rows.iter().map(|r| r.server.as_str()));
     let width = 330 * workloads.len().max(1) as u32;
-    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (title, body) = root.split_vertically(40);
-    title
-        .draw(&Text::new(
-            "Latency percentiles (ms, log scale)",
-            (width as i32 / 2, 10),
-            TextStyle::from(("sans-serif", 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-        ))
-        .map_err(err)?;
+    let (root, _, body) = titled(path, width, 40, "Latency percentiles (ms, log scale)")?;
     let panels = body.split_evenly((1, workloads.len().max(1)));
     for (panel, w) in panels.iter().zip(&workloads) {
         // Each panel its own range: a watch event can take microseconds
@@ -183,16 +231,7 @@ pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
                 .enumerate()
                 .map(|(i, v)| (i as f64, v.max(lo)))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(*server)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(err)?;
+            line(&mut chart, &pts, c, Some(server))?;
         }
         let below =
             TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
@@ -201,13 +240,7 @@ pub fn latency(path: &Path, rows: &[Row]) -> Result<()> {
             root.draw(&Text::new(l.to_string(), (px, py + 6), below.clone()))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -219,19 +252,11 @@ pub fn clients(path: &Path, points: &[(usize, Row)], ensemble: bool) -> Result<(
     let workloads = distinct(points.iter().map(|(_, r)| r.workload.as_str()));
     let servers = distinct(points.iter().map(|(_, r)| r.server.as_str()));
     let width = 480 * workloads.len().max(1) as u32;
-    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (title, body) = root.split_vertically(40);
-    title
-        .draw(&Text::new(
-            format!(
-                "Throughput against sessions ({}; sessions on a log scale)",
-                if ensemble { "3 servers" } else { "standalone" }
-            ),
-            (width as i32 / 2, 10),
-            TextStyle::from(("sans-serif", 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-        ))
-        .map_err(err)?;
+    let text = format!(
+        "Throughput against sessions ({}; sessions on a log scale)",
+        if ensemble { "3 servers" } else { "standalone" }
+    );
+    let (root, _, body) = titled(path, width, 40, &text)?;
     let panels = body.split_evenly((1, workloads.len().max(1)));
     for (panel, w) in panels.iter().zip(&workloads) {
         let mine: Vec<&(usize, Row)> = points.iter().filter(|(_, r)| r.workload == *w).collect();
@@ -261,16 +286,7 @@ pub fn clients(path: &Path, points: &[(usize, Row)], ensemble: bool) -> Result<(
                 .map(|(n, r)| (*n as f64, r.ops_per_s))
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(*server)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(err)?;
+            line(&mut chart, &pts, c, Some(server))?;
             let above = TextStyle::from(("sans-serif", 12).into_font())
                 .color(&c)
                 .pos(Pos::new(HPos::Center, VPos::Bottom));
@@ -280,13 +296,7 @@ pub fn clients(path: &Path, points: &[(usize, Row)], ensemble: bool) -> Result<(
                 }))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -308,16 +318,8 @@ pub fn ramp(path: &Path, rows: &[serde_json::Value], sla_ms: f64) -> Result<()> 
             .collect()
     };
     let width = 480 * bases.len().max(1) as u32;
-    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (title, body) = root.split_vertically(64);
-    title
-        .draw(&Text::new(
-            format!("p99 latency against offered rate (SLA {sla_ms} ms, log scales)"),
-            (width as i32 / 2, 10),
-            TextStyle::from(("sans-serif", 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-        ))
-        .map_err(err)?;
+    let text = format!("p99 latency against offered rate (SLA {sla_ms} ms, log scales)");
+    let (root, title, body) = titled(path, width, 64, &text)?;
     let panels = body.split_evenly((1, bases.len().max(1)));
     for (panel, base) in panels.iter().zip(&bases) {
         let pts: Vec<(f64, f64)> = rows
@@ -382,12 +384,7 @@ pub fn ramp(path: &Path, rows: &[serde_json::Value], sla_ms: f64) -> Result<()> 
             };
             let c = color(server);
             let pts = steps(r);
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(err)?;
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(err)?;
+            line(&mut chart, &pts, c, None)?;
             // A log axis labels few ticks: each point says its own p99.
             let beside = TextStyle::from(("sans-serif", 12).into_font())
                 .color(&c)

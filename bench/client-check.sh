@@ -13,26 +13,13 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-
-cp=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
+source bench/zookeeper.sh
+port=$(free_port)
+cp=$ZK_CP
 javac -d "$work/classes" -cp "$cp" bench/java/ZkLoad.java
-mkdir -p "$work/zk"
-cat > "$work/zoo.cfg" <<CFG
-tickTime=2000
-dataDir=$work/zk
-clientPort=$port
-4lw.commands.whitelist=*
-admin.enableServer=false
-maxClientCnxns=0
-forceSync=yes
-CFG
-java -Xms2g -Xmx2g -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zoo.cfg" > "$work/zk.log" 2>&1 &
+start_zookeeper "$work" "$port"
 pids+=($!)
-for _ in $(seq 100); do
-  if python3 -c "import socket,sys;s=socket.create_connection(('127.0.0.1',$port));s.sendall(b'ruok');sys.exit(0 if s.recv(4)==b'imok' else 1)" 2>/dev/null; then break; fi
-  sleep 0.2
-done
+answers_ruok "$port" || { echo "ZooKeeper did not start"; tail -20 "$work/zk.log"; exit 1; }
 shape=(--clients "$clients" --inflight "$inflight" --value-size 1024 --keys 1000)
 
 loadgen() { # workload duration warmup -> "ops/s client-cpu-us/op"

@@ -12,34 +12,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-8}; clients=${2:-32}; inflight=${3:-16}
 work=$(mktemp -d)
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source bench/zookeeper.sh
 zk_port=$(free_port); corral_port=$(free_port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 keep_logs() { echo "--- zk log"; tail -20 "$work/zk.log"; echo "--- corral log"; tail -5 "$work/corral.log"; }
 
-mkdir -p "$work/zk"
-cat > "$work/zoo.cfg" <<CFG
-tickTime=2000
-dataDir=$work/zk
-clientPort=$zk_port
-4lw.commands.whitelist=*
-admin.enableServer=false
-maxClientCnxns=0
-forceSync=yes
-CFG
-cp=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
-java -Xms2g -Xmx2g -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zoo.cfg" > "$work/zk.log" 2>&1 &
+start_zookeeper "$work" "$zk_port"
 pids+=($!); zk_pid=$!
 # --no-admin-server, as admin.enableServer=false above: port 8080 may be taken.
 target/release/corral server --client-port "$corral_port" --data-dir "$work/corral" --four-letter-words "*" \
   --no-admin-server > "$work/corral.log" 2>&1 &
 pids+=($!); corral_pid=$!
 
-wait_ready() { for _ in $(seq 100); do
-  if python3 -c "import socket,sys;s=socket.create_connection(('127.0.0.1',$1));s.sendall(b'ruok');sys.exit(0 if s.recv(4)==b'imok' else 1)" 2>/dev/null; then return; fi
-  sleep 0.2; done; echo "server on $1 did not start"; keep_logs; exit 1; }
+wait_ready() { answers_ruok "$1" || { echo "server on $1 did not start"; keep_logs; exit 1; }; }
 wait_ready "$zk_port"; wait_ready "$corral_port"
 
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }

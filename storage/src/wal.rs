@@ -106,14 +106,18 @@ async fn create_spare<D: Disk>(disk: D, dir: PathBuf, len: usize) -> Result<Path
 }
 
 /// A recycled segment of `len` bytes from the pool in `dir`, if any. Pool
-/// files of another size (the segment size changed) are removed.
+/// files of another size (the segment size changed) are removed; failing
+/// that, they are left: the pool is an optimisation, never a reason to
+/// stop the log.
 fn take_recycled<D: Disk>(disk: &D, dir: &Path, len: usize) -> Result<Option<PathBuf>, WalError> {
     let names = disk.list(dir).map_err(io_err(dir))?;
     for name in names.iter().filter(|n| format::is_recycled_name(n)) {
         let file = dir.join(name);
         match disk.len(&file) {
             Ok(n) if n as usize == len => return Ok(Some(file)),
-            Ok(_) => disk.remove(&file).map_err(io_err(&file))?,
+            Ok(_) => {
+                let _ = disk.remove(&file);
+            }
             // Gone meanwhile: nothing to take.
             Err(_) => {}
         }

@@ -65,51 +65,102 @@ pub struct Parsed {
     pub stop: Stop,
 }
 
+/// One record of a segment image: where it starts, its zxid, its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentRecord<'a> {
+    pub at: usize,
+    pub zxid: i64,
+    pub payload: &'a [u8],
+}
+
+/// The records of a segment image (header included), in order: the one
+/// reader of segments. It stops at a zero length or the image's end, at a
+/// record left from a recycled segment's earlier life (a valid record
+/// whose zxid is below the segment's first; see `format`), both
+/// `Stop::End`, or at a record cut short or failing its checksum
+/// (`Stop::Invalid`). Then `stop` says which and `off` where.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    /// The segment's first zxid, from its header.
+    first: i64,
+    pub off: usize,
+    pub stop: Option<Stop>,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(bytes: &'a [u8]) -> Records<'a> {
+        Records {
+            bytes,
+            first: format::decode_header(bytes).unwrap_or(i64::MIN),
+            off: HEADER_LEN,
+            stop: None,
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = SegmentRecord<'a>;
+
+    fn next(&mut self) -> Option<SegmentRecord<'a>> {
+        if self.stop.is_some() {
+            return None;
+        }
+        let read = match self.bytes.get(self.off..) {
+            Some(rest) if !rest.is_empty() => format::read_record(rest),
+            _ => RecordRead::End,
+        };
+        let (zxid, payload, len) = match read {
+            RecordRead::Record { zxid, payload, len } if zxid >= self.first => (zxid, payload, len),
+            RecordRead::Record { .. } | RecordRead::End => {
+                self.stop = Some(Stop::End);
+                return None;
+            }
+            RecordRead::Invalid(what) => {
+                self.stop = Some(Stop::Invalid(what));
+                return None;
+            }
+        };
+        let at = self.off;
+        self.off += len;
+        Some(SegmentRecord { at, zxid, payload })
+    }
+}
+
 /// Parses a whole segment image (header included) without touching any
 /// file: the part of recovery that the model test drives directly.
 pub fn parse_segment(bytes: &[u8], previous: Option<i64>) -> Parsed {
-    let first = format::decode_header(bytes).unwrap_or(i64::MIN);
-    parse_segment_after(bytes, first, previous, i64::MIN)
+    parse_segment_after(bytes, previous, i64::MIN)
 }
 
-/// Whether a valid record with `zxid` in the segment starting at `first`
-/// is left over from the file's earlier life (a recycled segment).
-pub fn is_stale(first: i64, zxid: i64) -> bool {
-    zxid < first
-}
-
-/// `parse_segment` of the segment starting at `first`, keeping only the
-/// records after zxid `after`; the others are checked all the same.
-fn parse_segment_after(bytes: &[u8], first: i64, mut previous: Option<i64>, after: i64) -> Parsed {
+/// `parse_segment` keeping only the records after zxid `after`; the
+/// others are checked all the same.
+fn parse_segment_after(bytes: &[u8], mut previous: Option<i64>, after: i64) -> Parsed {
     let mut records = Vec::new();
-    let mut off = HEADER_LEN;
-    let stop = loop {
-        if off >= bytes.len() {
-            break Stop::End;
-        }
-        match format::read_record(&bytes[off..]) {
-            RecordRead::End => break Stop::End,
-            RecordRead::Invalid(what) => break Stop::Invalid(what),
-            RecordRead::Record { zxid, .. } if is_stale(first, zxid) => break Stop::End,
-            RecordRead::Record { zxid, payload, len } => {
-                if let Some(p) = previous {
-                    if !format::zxid_follows(p, zxid) {
-                        break Stop::Gap { zxid, previous: p };
-                    }
-                }
-                previous = Some(zxid);
-                if zxid > after {
-                    records.push((zxid, payload.to_vec()));
-                }
-                off += len;
+    let mut reader = Records::new(bytes);
+    for r in reader.by_ref() {
+        if let Some(p) = previous {
+            if !format::zxid_follows(p, r.zxid) {
+                return Parsed {
+                    records,
+                    last: previous,
+                    end: r.at,
+                    stop: Stop::Gap {
+                        zxid: r.zxid,
+                        previous: p,
+                    },
+                };
             }
         }
-    };
+        previous = Some(r.zxid);
+        if r.zxid > after {
+            records.push((r.zxid, r.payload.to_vec()));
+        }
+    }
     Parsed {
         records,
         last: previous,
-        end: off,
-        stop,
+        end: reader.off,
+        stop: reader.stop.unwrap_or(Stop::End),
     }
 }
 
@@ -210,7 +261,7 @@ fn read<D: Disk>(
                 what: format!("header says first zxid {header_first:#x}"),
             });
         }
-        let parsed = parse_segment_after(&bytes, first, previous, after);
+        let parsed = parse_segment_after(&bytes, previous, after);
         previous = parsed.last.or(previous);
         out.records.extend(parsed.records);
         let off = parsed.end;
@@ -315,21 +366,11 @@ pub fn truncate_after_on<D: Disk>(
     let segments = segments_on(disk, dir)?;
     // The segment holding the first record after `after`, and where.
     let mut cut = None;
-    for (i, (first, file)) in segments.iter().enumerate() {
+    for (i, (_, file)) in segments.iter().enumerate() {
         let bytes = disk.read(file).map_err(io(file))?;
-        let mut off = HEADER_LEN;
-        while off < bytes.len() {
-            match format::read_record(&bytes[off..]) {
-                RecordRead::Record { zxid, .. } if is_stale(*first, zxid) => break,
-                RecordRead::Record { zxid, len, .. } if zxid <= after => off += len,
-                RecordRead::Record { .. } => {
-                    cut = Some((i, off, bytes));
-                    break;
-                }
-                RecordRead::End | RecordRead::Invalid(_) => break,
-            }
-        }
-        if cut.is_some() {
+        let at = Records::new(&bytes).find(|r| r.zxid > after).map(|r| r.at);
+        if let Some(at) = at {
+            cut = Some((i, at, bytes));
             break;
         }
     }
@@ -341,16 +382,7 @@ pub fn truncate_after_on<D: Disk>(
         disk.remove(file).map_err(io(file))?;
     }
     disk.sync_dir(dir).map_err(io(dir))?;
-    let mut dropped = 0;
-    let mut rest = off;
-    let first = segments[i].0;
-    while let RecordRead::Record { zxid, len, .. } = format::read_record(&bytes[rest..]) {
-        if is_stale(first, zxid) {
-            break;
-        }
-        dropped += 1;
-        rest += len;
-    }
+    let dropped = Records::new(&bytes).filter(|r| r.at >= off).count();
     let end = bytes.iter().rposition(|b| *b != 0).map_or(off, |p| p + 1);
     let file = &segments[i].1;
     disk.write_synced(file, off as u64, &vec![0u8; end.saturating_sub(off)])

@@ -187,24 +187,9 @@ fn last_zxid<D: Disk>(
     pos: usize,
 ) -> Result<Option<i64>, WalError> {
     let last_in = |bytes: &[u8], end: usize| {
-        let first = format::decode_header(bytes).unwrap_or(i64::MIN);
-        let mut off = HEADER_LEN;
-        let mut last = None;
-        while off < end.min(bytes.len()) {
-            match format::read_record(&bytes[off..end.min(bytes.len())]) {
-                format::RecordRead::Record { zxid, .. }
-                    if crate::recovery::is_stale(first, zxid) =>
-                {
-                    break
-                }
-                format::RecordRead::Record { zxid, len, .. } => {
-                    last = Some(zxid);
-                    off += len;
-                }
-                format::RecordRead::End | format::RecordRead::Invalid(_) => break,
-            }
-        }
-        last
+        crate::recovery::Records::new(&bytes[..end.min(bytes.len())])
+            .last()
+            .map(|r| r.zxid)
     };
     if let Some(z) = last_in(tail_image, pos) {
         return Ok(Some(z));

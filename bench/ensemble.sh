@@ -13,11 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-8}; clients=${2:-32}; inflight=${3:-16}
 work=$(mktemp -d)
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source bench/zookeeper.sh
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; [ -n "${KEEP_BENCH_DIR:-}" ] && echo "kept $work" || rm -rf "$work"; }
 trap cleanup EXIT
-cp=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
+cp=$ZK_CP
 
 # start_ensemble KIND: writes configs, starts three servers; sets $connect
 # and ${spid[1..3]}.

@@ -8,10 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-/// How often each broker's session shows it is alive (loadgen's sessions
-/// ask for a 30 s timeout; ZooKeeper's clients ping at a third of it).
-const BROKER_KEEPALIVE: Duration = Duration::from_secs(5);
-
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use client::codec::{self, Request};
@@ -19,6 +15,10 @@ use engine::jute::{JuteWrite, Reader};
 use engine::op::{MultiResult, ReadOp, Response, WriteOp};
 use engine::types::opcode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How often each broker's session shows it is alive (loadgen's sessions
+/// ask for a 30 s timeout; ZooKeeper's clients ping at a third of it).
+const BROKER_KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// One session with pipelined request/response in order.
 pub struct Session {

@@ -29,5 +29,5 @@ pub mod segment;
 pub mod snapshot;
 pub mod wal;
 
-pub use recovery::{recover, recover_after, Recovered, RecoveryError};
+pub use recovery::{recover, recover_after, Recovered, RecoveryError, Tail};
 pub use wal::{Wal, WalConfig, WalError, WalOn};

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::disk::{Background, Disk, DiskFile, GlommioDisk};
 use crate::format::{self, BLOCK, HEADER_LEN};
+use crate::recovery::Tail;
 use crate::segment::SegmentCursor;
 
 #[derive(Clone, Debug)]
@@ -177,32 +178,22 @@ fn segment_first(path: &Path) -> Option<i64> {
         .and_then(format::parse_segment_name)
 }
 
-/// The zxid of the last record in the log whose last segment is `tail`,
-/// written up to `pos` (as recovery left it); `None` for an empty log.
-fn last_zxid<D: Disk>(
-    disk: &D,
-    dir: &Path,
-    tail: &Path,
-    tail_image: &[u8],
-    pos: usize,
-) -> Result<Option<i64>, WalError> {
-    let last_in = |bytes: &[u8], end: usize| {
-        crate::recovery::Records::new(&bytes[..end.min(bytes.len())])
-            .last()
-            .map(|r| r.zxid)
-    };
-    if let Some(z) = last_in(tail_image, pos) {
-        return Ok(Some(z));
+/// The zxid of the last record in the log whose last segment is `tail`;
+/// `None` for an empty log. Recovery usually knows; only an empty last
+/// segment (a roll just before a crash) after segments recovery skipped
+/// takes reading further back.
+fn last_zxid<D: Disk>(disk: &D, dir: &Path, tail: &Tail) -> Result<Option<i64>, WalError> {
+    if tail.last_zxid.is_some() {
+        return Ok(tail.last_zxid);
     }
-    // An empty last segment (a roll just before a crash): look further back.
     let segments = crate::recovery::segments_on(disk, dir).map_err(|e| WalError::Io {
         file: dir.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    for (_, file) in segments.iter().rev().filter(|(_, f)| f != tail) {
+    for (_, file) in segments.iter().rev().filter(|(_, f)| *f != tail.path) {
         let bytes = disk.read(file).map_err(io_err(file))?;
-        if let Some(z) = last_in(&bytes, bytes.len()) {
-            return Ok(Some(z));
+        if let Some(r) = crate::recovery::Records::new(&bytes).last() {
+            return Ok(Some(r.zxid));
         }
     }
     Ok(None)
@@ -221,7 +212,7 @@ impl Wal {
     /// found a segment, else in a new segment starting at `next_zxid`.
     pub async fn open(
         config: WalConfig,
-        tail: Option<(PathBuf, usize)>,
+        tail: Option<Tail>,
         next_zxid: i64,
     ) -> Result<Wal, WalError> {
         WalOn::open_on(GlommioDisk, config, tail, next_zxid).await
@@ -233,24 +224,12 @@ impl<D: Disk> WalOn<D> {
     pub async fn open_on(
         disk: D,
         config: WalConfig,
-        tail: Option<(PathBuf, usize)>,
+        tail: Option<Tail>,
         next_zxid: i64,
     ) -> Result<WalOn<D>, WalError> {
         let len = config.segment_bytes.max(disk.segment_bytes_min());
-        // The last segment as recovery left it, read once for both checks
-        // and for the partial block the cursor starts with.
-        let tail_image = match &tail {
-            Some((path, _)) => Some(disk.read(path).map_err(io_err(path))?),
-            None => None,
-        };
-        let (path, pos) = match tail {
-            Some((path, pos)) => match last_zxid(
-                &disk,
-                &config.dir,
-                &path,
-                tail_image.as_deref().unwrap_or_default(),
-                pos,
-            )? {
+        let (path, pos, block) = match tail {
+            Some(tail) => match last_zxid(&disk, &config.dir, &tail)? {
                 // The caller recovered its state from a snapshot newer than
                 // the whole log: a SNAP (`restart_at`) was cut short by a
                 // crash or an I/O error after the snapshot was written and
@@ -267,7 +246,11 @@ impl<D: Disk> WalOn<D> {
                         next_zxid = format_args!("{next_zxid:#x}"),
                         "the log ends before the recovered state (a snapshot holds all of it): starting it over"
                     );
-                    (start_over(&disk, &config.dir, next_zxid, len)?, HEADER_LEN)
+                    (
+                        start_over(&disk, &config.dir, next_zxid, len)?,
+                        HEADER_LEN,
+                        Vec::new(),
+                    )
                 }
                 // An empty last segment named after a batch whose write
                 // failed (the roll happened, the records never made it),
@@ -278,29 +261,30 @@ impl<D: Disk> WalOn<D> {
                 // name and the next roll's segment would sort before it:
                 // recovery would read them out of order. Replace it with a
                 // segment named for `next_zxid`.
-                _ if pos == HEADER_LEN && segment_first(&path).is_some_and(|f| f > next_zxid) => {
+                _ if tail.pos == HEADER_LEN
+                    && segment_first(&tail.path).is_some_and(|f| f > next_zxid) =>
+                {
                     let new = create_segment(&disk, &config.dir, next_zxid, len)?;
-                    disk.remove(&path).map_err(io_err(&path))?;
+                    disk.remove(&tail.path).map_err(io_err(&tail.path))?;
                     sync_dir_on(&disk, &config.dir)?;
-                    (new, HEADER_LEN)
+                    (new, HEADER_LEN, Vec::new())
                 }
-                _ => (path, pos),
+                _ => (tail.path, tail.pos, tail.block),
             },
             None => (
                 create_segment(&disk, &config.dir, next_zxid, len)?,
                 HEADER_LEN,
+                Vec::new(),
             ),
         };
         let segment_len = disk.len(&path).map_err(io_err(&path))? as usize;
-        let block_start = pos / BLOCK * BLOCK;
-        // A fresh or restarted segment starts on a block boundary: no
-        // partial block, and `tail_image` is then not its image.
-        let tail_bytes = if pos % BLOCK == 0 {
-            Vec::new()
-        } else {
-            let all = tail_image.expect("an unaligned position comes from recovery's tail");
-            all[block_start..pos].to_vec()
-        };
+        // A fresh or restarted segment starts on a block boundary, with no
+        // partial block.
+        assert_eq!(
+            block.len(),
+            pos % BLOCK,
+            "the partial block recovery kept ends at the tail"
+        );
         let file = disk.open_direct(&path).await.map_err(io_err(&path))?;
         Ok(WalOn {
             disk,
@@ -308,7 +292,7 @@ impl<D: Disk> WalOn<D> {
             file,
             path,
             segment_len,
-            cursor: SegmentCursor::new(pos, tail_bytes),
+            cursor: SegmentCursor::new(pos, block),
             failed: false,
             // Started by the first append, after the startup probe, so the
             // probe measures the disk alone.

@@ -3,18 +3,18 @@
 //! the `Disk` trait does what the twin promises, on real files with
 //! O_DIRECT, through a roll, a reopen, a SNAP and a TRUNC.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use glommio::LocalExecutorBuilder;
 use storage::wal::SEGMENT_BYTES_MIN;
-use storage::{recover, Wal, WalConfig};
+use storage::{recover, Tail, Wal, WalConfig};
 
 fn payload(zxid: i64) -> Vec<u8> {
     // 8 KiB and a bit, so a few hundred records roll a 4 MiB segment.
     (0..8200).map(|i| (zxid as usize * 31 + i) as u8).collect()
 }
 
-fn append_all(config: WalConfig, tail: Option<(PathBuf, usize)>, zxids: std::ops::Range<i64>) {
+fn append_all(config: WalConfig, tail: Option<Tail>, zxids: std::ops::Range<i64>) {
     LocalExecutorBuilder::default()
         .spawn(move || async move {
             let mut wal = Wal::open(config, tail, zxids.start).await.unwrap();
@@ -32,7 +32,7 @@ fn append_all(config: WalConfig, tail: Option<(PathBuf, usize)>, zxids: std::ops
         .unwrap();
 }
 
-fn check(dir: &Path, zxids: std::ops::RangeInclusive<i64>) -> Option<(PathBuf, usize)> {
+fn check(dir: &Path, zxids: std::ops::RangeInclusive<i64>) -> Option<Tail> {
     let r = recover(dir).unwrap();
     let expected: Vec<i64> = zxids.collect();
     assert_eq!(r.records.iter().map(|r| r.0).collect::<Vec<_>>(), expected);
@@ -57,8 +57,24 @@ fn roll_reopen_snap_and_trunc_on_the_real_disk() {
     append_all(config.clone(), None, 1..701);
     let tail = check(&dir, 1..=700);
     assert!(storage::recovery::segments(&dir).unwrap().len() >= 2);
+    // An empty last segment (a roll just before a crash) after segments
+    // recovery skipped: the writer reads back for the last zxid and goes
+    // on in it.
+    let empty = dir.join(storage::format::segment_name(701));
+    let mut image = storage::format::encode_header(701);
+    image.resize(SEGMENT_BYTES_MIN, 0);
+    std::fs::write(&empty, &image).unwrap();
+    let skipped = Tail {
+        path: empty.clone(),
+        pos: storage::format::HEADER_LEN,
+        last_zxid: None,
+        block: Vec::new(),
+    };
+    append_all(config.clone(), Some(skipped), 701..751);
+    let tail = check(&dir, 1..=750);
+    assert_eq!(tail.as_ref().map(|t| &t.path), Some(&empty));
     // Reopen at the tail recovery found and go on.
-    append_all(config.clone(), tail, 701..801);
+    append_all(config.clone(), tail, 751..801);
     let tail = check(&dir, 1..=800);
     // TRUNC back to 650: later segments go, the cut one is zeroed.
     storage::recovery::truncate_after(&dir, 650).unwrap();

@@ -57,11 +57,14 @@ fn roll_reopen_snap_and_trunc_on_the_real_disk() {
     append_all(config.clone(), None, 1..701);
     let tail = check(&dir, 1..=700);
     assert!(storage::recovery::segments(&dir).unwrap().len() >= 2);
+    // Reopen at the tail recovery found and go on.
+    append_all(config.clone(), tail, 701..751);
+    check(&dir, 1..=750);
     // An empty last segment (a roll just before a crash) after segments
     // recovery skipped: the writer reads back for the last zxid and goes
     // on in it.
-    let empty = dir.join(storage::format::segment_name(701));
-    let mut image = storage::format::encode_header(701);
+    let empty = dir.join(storage::format::segment_name(751));
+    let mut image = storage::format::encode_header(751);
     image.resize(SEGMENT_BYTES_MIN, 0);
     std::fs::write(&empty, &image).unwrap();
     let skipped = Tail {
@@ -70,12 +73,9 @@ fn roll_reopen_snap_and_trunc_on_the_real_disk() {
         last_zxid: None,
         block: Vec::new(),
     };
-    append_all(config.clone(), Some(skipped), 701..751);
-    let tail = check(&dir, 1..=750);
-    assert_eq!(tail.as_ref().map(|t| &t.path), Some(&empty));
-    // Reopen at the tail recovery found and go on.
-    append_all(config.clone(), tail, 751..801);
+    append_all(config.clone(), Some(skipped), 751..801);
     let tail = check(&dir, 1..=800);
+    assert_eq!(tail.as_ref().map(|t| &t.path), Some(&empty));
     // TRUNC back to 650: later segments go, the cut one is zeroed.
     storage::recovery::truncate_after(&dir, 650).unwrap();
     let tail = {

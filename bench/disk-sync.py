@@ -4,11 +4,17 @@ N bytes then fdatasync (or an O_DSYNC descriptor with --dsync), 200 times
 each at 4 KiB, 64 KiB, 256 KiB and 1 MiB, into a zero-filled 64 MiB file
 (what the log's segments are). Prints p50/p90/min per size.
 
-    bench/disk-sync.py [--dsync] [FILE]      # FILE defaults to ./disk-sync.dat (removed after)
+With --overlap, compares per size the cycle of write+fdatasync done one after
+the other with the next write issued while the previous fdatasync runs (on a
+second thread): whether the disk takes a write during a flush.
+
+    bench/disk-sync.py [--dsync | --overlap] [FILE]   # FILE defaults to ./disk-sync.dat (removed after)
 """
 import mmap
 import os
+import queue
 import sys
+import threading
 import time
 
 dsync = "--dsync" in sys.argv
@@ -20,7 +26,48 @@ with open(path, "wb") as f:
     f.flush()
     os.fsync(f.fileno())
 fd = os.open(path, os.O_RDWR | os.O_DIRECT | (os.O_DSYNC if dsync else 0))
+
+
+def overlap(n, rounds=300):
+    """Microseconds per cycle: serial, then with each fdatasync overlapping
+    the next write."""
+    buf = mmap.mmap(-1, n)
+    buf.write(b"x" * n)
+    t, off = time.perf_counter(), 0
+    for _ in range(rounds):
+        os.pwrite(fd, buf, off)
+        os.fdatasync(fd)
+        off = (off + n) % (size - n)
+    serial = (time.perf_counter() - t) / rounds
+    todo, done = queue.Queue(), queue.Queue()
+
+    def syncer():
+        while todo.get():
+            os.fdatasync(fd)
+            done.put(None)
+
+    worker = threading.Thread(target=syncer)
+    worker.start()
+    t, off, pending = time.perf_counter(), 0, False
+    for _ in range(rounds):
+        os.pwrite(fd, buf, off)
+        off = (off + n) % (size - n)
+        if pending:
+            done.get()
+        todo.put(True)
+        pending = True
+    done.get()
+    todo.put(False)
+    worker.join()
+    return serial * 1e6, (time.perf_counter() - t) / rounds * 1e6
+
+
 try:
+    if "--overlap" in sys.argv:
+        for n in [65536, 229376, 1 << 20]:
+            s, o = overlap(n)
+            print(f"{n:>8} B  serial {s:6.0f} us/cycle  overlapped {o:6.0f} us/cycle")
+        sys.exit(0)
     for n in [4096, 65536, 262144, 1 << 20]:
         buf = mmap.mmap(-1, n)  # page-aligned, as O_DIRECT wants
         buf.write(b"x" * n)

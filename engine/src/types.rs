@@ -240,7 +240,10 @@ impl Acl {
 }
 
 /// ACL lists are shared between nodes (ZooKeeper's ReferenceCountedACLCache).
-pub type AclList = Arc<[Acl]>;
+/// A thin pointer (8 bytes in every node, not a slice's 16): lists are
+/// interned, so the extra indirection is one per ACL check, and the space
+/// one per distinct list.
+pub type AclList = Arc<Vec<Acl>>;
 
 /// The Stat structure of `zookeeper.jute`, 68 bytes on the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

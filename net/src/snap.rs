@@ -17,7 +17,7 @@ use tracing::{info, warn};
 /// Builds a snapshot of one tree version. ACL lists shared between nodes
 /// are stored once.
 pub fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot {
-    let mut acl_index: HashMap<*const [Acl], u32> = HashMap::new();
+    let mut acl_index: HashMap<*const Vec<Acl>, u32> = HashMap::new();
     let mut acls: Vec<Vec<SnapshotAcl>> = Vec::new();
     let mut nodes = Vec::with_capacity(tree.node_count());
     // Parents before children, siblings in order: the order

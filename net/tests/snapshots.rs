@@ -134,7 +134,11 @@ async fn log_dump_and_snapshot_inspect_show_what_was_written() {
     let snap = snapshots(&server).pop().unwrap();
     let inspect = run(&["snapshot", "inspect", snap.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(inspect.trim()).unwrap();
-    assert!(v["summary"]["znodes"].as_u64().unwrap() >= 20);
+    // The first snapshot is cut after a random 10-19 transactions (half
+    // of snapCount and up, as ZooKeeper): createSession and at least 9 of
+    // the creates, besides the 4 nodes every tree has. Whether a second
+    // one exists by the kill depends on the machine's speed.
+    assert!(v["summary"]["znodes"].as_u64().unwrap() >= 13, "{inspect}");
     assert!(run(&["snapshot", "inspect", snap.to_str().unwrap()]).contains("/tool0"));
 }
 

@@ -19,7 +19,7 @@ fn snapshots(server: &Server) -> Vec<std::path::PathBuf> {
                 .map(|e| e.path())
                 .filter(|p| {
                     let name = p.file_name().unwrap().to_str().unwrap();
-                    name.starts_with("snapshot.") && !name.ends_with(".tmp")
+                    storage::snapshot::parse_file_name(name).is_some()
                 })
                 .collect()
         })

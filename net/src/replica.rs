@@ -717,9 +717,7 @@ impl PeerCore {
                         let t = Instant::now();
                         let written = glommio::executor()
                             .spawn_blocking(move || {
-                                let snap = crate::snap::to_snapshot(&tree, sessions);
-                                drop(tree);
-                                storage::snapshot::write(&dir, &snap)
+                                crate::snap::write_tree(&dir, &tree, sessions, false)
                             })
                             .await;
                         if let Err(e) = written {

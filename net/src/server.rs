@@ -1461,9 +1461,8 @@ impl Snapshotter {
                 }
                 let zxid = tree.last_zxid;
                 let nodes = tree.node_count();
-                let snap = crate::snap::to_snapshot(&tree, sessions);
+                let written = crate::snap::write_tree(&snap_dir, &tree, sessions, true);
                 drop(tree);
-                let written = storage::snapshot::write_paced(&snap_dir, &snap);
                 let purged = if written.is_ok() {
                     storage::snapshot::purge(&snap_dir, &log_dir, retain)
                 } else {

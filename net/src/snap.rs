@@ -14,20 +14,63 @@ use storage::snapshot::{
 };
 use tracing::{info, warn};
 
-/// Builds a snapshot of one tree version. ACL lists shared between nodes
-/// are stored once.
-pub fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot {
-    let mut acl_index: HashMap<*const Vec<Acl>, u32> = HashMap::new();
-    let mut acls: Vec<Vec<SnapshotAcl>> = Vec::new();
-    let mut nodes = Vec::with_capacity(tree.node_count());
-    // Parents before children, siblings in order: the order
-    // `DataTree::restore` rebuilds fastest.
-    for (path, node) in tree.preorder() {
-        let key = Arc::as_ptr(&node.acl);
-        let acl = *acl_index.entry(key).or_insert_with(|| {
-            acls.push(
-                node.acl
-                    .iter()
+/// Writes a snapshot of one tree version to `dir` (paced for a server's
+/// background snapshots: see `storage::snapshot::write_paced`), streamed
+/// from the tree: paths and values are not copied, and nothing the size
+/// of the snapshot is held in memory. Same file as `to_snapshot` then
+/// `storage::snapshot::write` would give.
+pub fn write_tree(
+    dir: &std::path::Path,
+    tree: &DataTree,
+    sessions: Vec<(SessionId, i32)>,
+    paced: bool,
+) -> Result<(PathBuf, u64), snapshot::SnapshotError> {
+    let mut acls = AclTable::default();
+    // One walk of the tree (a walk is a hash lookup per node); the two
+    // passes of the serialiser go over this list.
+    let nodes: Vec<(&str, &Node, u32)> = tree
+        .preorder()
+        .map(|(path, node)| (&**path, &**node, acls.index(&node.acl)))
+        .collect();
+    let sessions: Vec<SnapshotSession> = sessions
+        .into_iter()
+        .map(|(id, timeout_ms)| SnapshotSession { id, timeout_ms })
+        .collect();
+    let source = snapshot::SnapshotRef {
+        zxid: tree.last_zxid,
+        acls: &acls.lists,
+        nodes: nodes.iter().map(|&(path, node, acl)| snapshot::NodeRef {
+            path,
+            data: node.data.as_deref(),
+            acl,
+            czxid: node.czxid,
+            mzxid: node.mzxid,
+            pzxid: node.pzxid,
+            ctime: node.ctime,
+            mtime: node.mtime,
+            version: node.version,
+            cversion: node.cversion,
+            aversion: node.aversion,
+            ephemeral_owner: node.ephemeral_owner,
+        }),
+        sessions: &sessions,
+    };
+    snapshot::write_from(dir, &source, paced)
+}
+
+/// Distinct ACL lists in the order first met, by their shared copy.
+#[derive(Default)]
+struct AclTable {
+    index: HashMap<*const Vec<Acl>, u32>,
+    lists: Vec<Vec<SnapshotAcl>>,
+}
+
+impl AclTable {
+    fn index(&mut self, acl: &AclList) -> u32 {
+        let lists = &mut self.lists;
+        *self.index.entry(Arc::as_ptr(acl)).or_insert_with(|| {
+            lists.push(
+                acl.iter()
                     .map(|a| SnapshotAcl {
                         perms: a.perms,
                         scheme: a.id.scheme.clone(),
@@ -35,8 +78,20 @@ pub fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot
                     })
                     .collect(),
             );
-            (acls.len() - 1) as u32
-        });
+            (lists.len() - 1) as u32
+        })
+    }
+}
+
+/// Builds a snapshot of one tree version. ACL lists shared between nodes
+/// are stored once.
+pub fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot {
+    let mut acls = AclTable::default();
+    let mut nodes = Vec::with_capacity(tree.node_count());
+    // Parents before children, siblings in order: the order
+    // `DataTree::restore` rebuilds fastest.
+    for (path, node) in tree.preorder() {
+        let acl = acls.index(&node.acl);
         nodes.push(SnapshotNode {
             path: path.to_string(),
             data: node.data.as_ref().map(|d| d.to_vec()),
@@ -54,7 +109,7 @@ pub fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot
     }
     Snapshot {
         zxid: tree.last_zxid,
-        acls,
+        acls: acls.lists,
         nodes,
         sessions: sessions
             .into_iter()
@@ -257,6 +312,33 @@ mod tests {
             assert_eq!(m.data, n.data, "{p}");
             assert!(m.children.iter().eq(n.children.iter()), "{p}");
         }
+    }
+
+    #[test]
+    fn a_tree_streamed_to_its_file_is_its_snapshot_byte_for_byte() {
+        let mut t = big_tree();
+        // A second ACL list, shared by several nodes.
+        let digest = t.intern_acl(&[Acl {
+            perms: 1,
+            id: Id {
+                scheme: "digest".into(),
+                id: "u:hash".into(),
+            },
+        }]);
+        for i in 0..5 {
+            let z = t.last_zxid + 1;
+            t.create(&format!("/d{i}"), None, digest.clone(), 0, 0, z, 1)
+                .unwrap();
+        }
+        let sessions = vec![(0x42, 5000), (0x43, 30000)];
+        let base = std::env::temp_dir().join(format!("corral-snap-stream-{}", std::process::id()));
+        let (streamed, copied) = (base.join("streamed"), base.join("copied"));
+        std::fs::create_dir_all(&streamed).unwrap();
+        std::fs::create_dir_all(&copied).unwrap();
+        let (a, _) = write_tree(&streamed, &t, sessions.clone(), false).unwrap();
+        let (b, _) = snapshot::write(&copied, &to_snapshot(&t, sessions)).unwrap();
+        assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

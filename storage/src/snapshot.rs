@@ -204,54 +204,308 @@ pub fn tidy(dir: &Path) -> Vec<PathBuf> {
 /// written and synced in chunks (`WRITE_CHUNK`), cut to its length,
 /// rename, fsync of the directory. Returns the path and its size in bytes.
 pub fn write(dir: &Path, snap: &Snapshot) -> Result<(PathBuf, u64), SnapshotError> {
-    write_with(dir, snap, false)
+    write_from(dir, &SnapshotRef::of(snap), false)
 }
 
 /// `write` for a server's background snapshots, next to a log that is
 /// taking writes: paced at `WRITE_BYTES_PER_SECOND` (it sleeps between
 /// chunks).
 pub fn write_paced(dir: &Path, snap: &Snapshot) -> Result<(PathBuf, u64), SnapshotError> {
-    write_with(dir, snap, true)
+    write_from(dir, &SnapshotRef::of(snap), true)
 }
 
-fn write_with(dir: &Path, snap: &Snapshot, paced: bool) -> Result<(PathBuf, u64), SnapshotError> {
+/// A node as the snapshot archives it (`ArchivedSnapshotNode`), borrowed
+/// from wherever the node lives: a server serialises its tree through
+/// these without copying a path or a value.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef<'a> {
+    pub path: &'a str,
+    pub data: Option<&'a [u8]>,
+    pub acl: u32,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+}
+
+impl<'a> From<&'a SnapshotNode> for NodeRef<'a> {
+    fn from(n: &'a SnapshotNode) -> Self {
+        NodeRef {
+            path: &n.path,
+            data: n.data.as_deref(),
+            acl: n.acl,
+            czxid: n.czxid,
+            mzxid: n.mzxid,
+            pzxid: n.pzxid,
+            ctime: n.ctime,
+            mtime: n.mtime,
+            version: n.version,
+            cversion: n.cversion,
+            aversion: n.aversion,
+            ephemeral_owner: n.ephemeral_owner,
+        }
+    }
+}
+
+/// A snapshot to be written, as `Snapshot` archives it, with its nodes
+/// coming from an iterator (walked twice: rkyv writes what the nodes point
+/// to, then the nodes). The archive is byte for byte the one `Snapshot`
+/// gives (tested), and is streamed to the file: nothing the size of the
+/// snapshot is held in memory. Built from the tree of a server with 1M
+/// znodes, the whole `Snapshot` and its archive took ~600-800 MB at once.
+pub struct SnapshotRef<'a, I> {
+    pub zxid: i64,
+    pub acls: &'a [Vec<SnapshotAcl>],
+    pub nodes: I,
+    pub sessions: &'a [SnapshotSession],
+}
+
+impl<'a>
+    SnapshotRef<
+        'a,
+        std::iter::Map<std::slice::Iter<'a, SnapshotNode>, fn(&'a SnapshotNode) -> NodeRef<'a>>,
+    >
+{
+    pub fn of(snap: &'a Snapshot) -> Self {
+        SnapshotRef {
+            zxid: snap.zxid,
+            acls: &snap.acls,
+            nodes: snap
+                .nodes
+                .iter()
+                .map(NodeRef::from as fn(&'a SnapshotNode) -> NodeRef<'a>),
+            sessions: &snap.sessions,
+        }
+    }
+}
+
+/// Bytes as an archived `Vec<u8>`.
+struct BytesRef<'a>(&'a [u8]);
+
+impl Archive for BytesRef<'_> {
+    type Archived = rkyv::vec::ArchivedVec<u8>;
+    type Resolver = rkyv::vec::VecResolver;
+
+    fn resolve(&self, resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::vec::ArchivedVec::resolve_from_len(self.0.len(), resolver, out);
+    }
+}
+
+impl<S> Serialize<S> for BytesRef<'_>
+where
+    S: rkyv::rancor::Fallible + rkyv::ser::Allocator + rkyv::ser::Writer + ?Sized,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        rkyv::vec::ArchivedVec::<u8>::serialize_from_slice(self.0, serializer)
+    }
+}
+
+pub struct NodeRefResolver {
+    path: rkyv::string::StringResolver,
+    data: Option<rkyv::vec::VecResolver>,
+}
+
+impl Archive for NodeRef<'_> {
+    type Archived = ArchivedSnapshotNode;
+    type Resolver = NodeRefResolver;
+
+    fn resolve(&self, resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::munge::munge!(let ArchivedSnapshotNode {
+            path, data, acl, czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion,
+            ephemeral_owner,
+        } = out);
+        rkyv::string::ArchivedString::resolve_from_str(self.path, resolver.path, path);
+        self.data.map(BytesRef).resolve(resolver.data, data);
+        self.acl.resolve((), acl);
+        self.czxid.resolve((), czxid);
+        self.mzxid.resolve((), mzxid);
+        self.pzxid.resolve((), pzxid);
+        self.ctime.resolve((), ctime);
+        self.mtime.resolve((), mtime);
+        self.version.resolve((), version);
+        self.cversion.resolve((), cversion);
+        self.aversion.resolve((), aversion);
+        self.ephemeral_owner.resolve((), ephemeral_owner);
+    }
+}
+
+impl<S> Serialize<S> for NodeRef<'_>
+where
+    S: rkyv::rancor::Fallible + rkyv::ser::Allocator + rkyv::ser::Writer + ?Sized,
+    S::Error: rkyv::rancor::Source,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        // In field order, as the derived `Serialize` of `SnapshotNode`.
+        Ok(NodeRefResolver {
+            path: rkyv::string::ArchivedString::serialize_from_str(self.path, serializer)?,
+            data: self.data.map(BytesRef).serialize(serializer)?,
+        })
+    }
+}
+
+pub struct SnapshotRefResolver {
+    acls: rkyv::vec::VecResolver,
+    nodes: rkyv::vec::VecResolver,
+    sessions: rkyv::vec::VecResolver,
+}
+
+impl<'a, I> Archive for SnapshotRef<'a, I>
+where
+    I: ExactSizeIterator<Item = NodeRef<'a>> + Clone,
+{
+    type Archived = ArchivedSnapshot;
+    type Resolver = SnapshotRefResolver;
+
+    fn resolve(&self, resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::munge::munge!(let ArchivedSnapshot { zxid, acls, nodes, sessions } = out);
+        self.zxid.resolve((), zxid);
+        rkyv::vec::ArchivedVec::resolve_from_len(self.acls.len(), resolver.acls, acls);
+        rkyv::vec::ArchivedVec::resolve_from_len(self.nodes.len(), resolver.nodes, nodes);
+        rkyv::vec::ArchivedVec::resolve_from_len(self.sessions.len(), resolver.sessions, sessions);
+    }
+}
+
+impl<'a, I, S> Serialize<S> for SnapshotRef<'a, I>
+where
+    I: ExactSizeIterator<Item = NodeRef<'a>> + Clone,
+    S: rkyv::rancor::Fallible + rkyv::ser::Allocator + rkyv::ser::Writer + ?Sized,
+    S::Error: rkyv::rancor::Source,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        // In field order, as the derived `Serialize` of `Snapshot`.
+        Ok(SnapshotRefResolver {
+            acls: rkyv::vec::ArchivedVec::serialize_from_slice(self.acls, serializer)?,
+            nodes: rkyv::vec::ArchivedVec::<ArchivedSnapshotNode>::serialize_from_iter::<
+                NodeRef<'a>,
+                _,
+                _,
+            >(self.nodes.clone(), serializer)?,
+            sessions: rkyv::vec::ArchivedVec::serialize_from_slice(self.sessions, serializer)?,
+        })
+    }
+}
+
+/// The snapshot file being written: the payload goes out `WRITE_CHUNK` at
+/// a time, each chunk written and synced (and, paced, followed by its
+/// pause) as it fills, its checksum computed on the way. The first chunk
+/// starts with room for the header, written last.
+struct ChunkedFile {
+    file: fs::File,
+    buf: Vec<u8>,
+    crc: u32,
+    payload_len: u64,
+    paced: bool,
+    /// The first I/O error, kept whole (rkyv's error would only carry
+    /// its text).
+    error: Option<std::io::Error>,
+}
+
+impl ChunkedFile {
+    fn new(file: fs::File, paced: bool) -> Self {
+        let mut buf = Vec::with_capacity(WRITE_CHUNK);
+        buf.resize(HEADER_LEN, 0);
+        ChunkedFile {
+            file,
+            buf,
+            crc: 0,
+            payload_len: 0,
+            paced,
+            error: None,
+        }
+    }
+
+    fn flush_chunk(&mut self) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        self.file.write_all(&self.buf)?;
+        self.file.sync_data()?;
+        if self.paced {
+            pace(started, self.buf.len());
+        }
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for ChunkedFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.error.is_some() {
+            return Err(std::io::Error::other("an earlier write failed"));
+        }
+        let n = bytes.len().min(WRITE_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&bytes[..n]);
+        self.crc = crc32c::crc32c_append(self.crc, &bytes[..n]);
+        self.payload_len += n as u64;
+        if self.buf.len() == WRITE_CHUNK {
+            if let Err(e) = self.flush_chunk() {
+                let kind = e.kind();
+                self.error = Some(e);
+                return Err(kind.into());
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a snapshot durably from `source` (see `write`); the payload is
+/// streamed to the file as it is serialised.
+pub fn write_from<'a, I>(
+    dir: &Path,
+    source: &SnapshotRef<'a, I>,
+    paced: bool,
+) -> Result<(PathBuf, u64), SnapshotError>
+where
+    I: ExactSizeIterator<Item = NodeRef<'a>> + Clone,
+{
+    use std::os::unix::fs::FileExt;
     let io = |file: &Path| {
         let file = file.to_path_buf();
         move |source| SnapshotError::Io { file, source }
     };
-    let payload =
-        rkyv::to_bytes::<rkyv::rancor::Error>(snap).map_err(|e| SnapshotError::Corrupt {
-            file: dir.to_path_buf(),
-            what: format!("cannot serialise: {e}"),
-        })?;
-    let mut header = [0u8; HEADER_LEN];
-    header[0..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    header[12..16].copy_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    header[16..24].copy_from_slice(&snap.zxid.to_le_bytes());
-    header[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    let path = dir.join(file_name(snap.zxid));
-    let tmp = dir.join(format!("{}.tmp", file_name(snap.zxid)));
+    let path = dir.join(file_name(source.zxid));
+    let tmp = dir.join(format!("{}.tmp", file_name(source.zxid)));
     // Over the spare's blocks if there is one: it holds an old snapshot
     // no longer needed, and until the rename below nothing reads this name.
-    let mut f = match fs::rename(dir.join(SPARE_NAME), &tmp) {
+    let file = match fs::rename(dir.join(SPARE_NAME), &tmp) {
         Ok(()) => fs::OpenOptions::new().write(true).open(&tmp),
         Err(_) => fs::File::create(&tmp),
     }
     .map_err(io(&tmp))?;
-    // The header rides in the first chunk, so every chunk after it starts
-    // on a chunk boundary: no partial page to read back from the old file.
-    let first = payload.len().min(WRITE_CHUNK - HEADER_LEN);
-    let head: Vec<u8> = [&header[..], &payload[..first]].concat();
-    for chunk in std::iter::once(&head[..]).chain(payload[first..].chunks(WRITE_CHUNK)) {
-        let started = std::time::Instant::now();
-        f.write_all(chunk).map_err(io(&tmp))?;
-        f.sync_data().map_err(io(&tmp))?;
-        if paced {
-            pace(started, chunk.len());
+    // Chunks start on chunk boundaries (the header rides in the first):
+    // no partial page to read back from the old file.
+    let writer = rkyv::ser::writer::IoWriter::new(ChunkedFile::new(file, paced));
+    let mut out = match rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(source, writer) {
+        Ok(w) => w.into_inner(),
+        Err(e) => {
+            return Err(SnapshotError::Corrupt {
+                file: tmp,
+                what: format!("cannot serialise: {e}"),
+            })
         }
+    };
+    if let Some(e) = out.error.take() {
+        return Err(io(&tmp)(e));
     }
-    let len = (HEADER_LEN + payload.len()) as u64;
+    if !out.buf.is_empty() {
+        out.flush_chunk().map_err(io(&tmp))?;
+    }
+    let mut header = [0u8; HEADER_LEN];
+    header[0..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&out.crc.to_le_bytes());
+    header[16..24].copy_from_slice(&source.zxid.to_le_bytes());
+    header[24..32].copy_from_slice(&out.payload_len.to_le_bytes());
+    let f = out.file;
+    f.write_all_at(&header, 0).map_err(io(&tmp))?;
+    let len = HEADER_LEN as u64 + out.payload_len;
     if paced {
         shrink_gradually(&f, len).map_err(io(&tmp))?;
     } else {
@@ -562,6 +816,52 @@ mod tests {
         let (p, _) = write(&d, &sample(12)).unwrap();
         assert_eq!(load(&p, |a| a.zxid.to_native()).unwrap(), 12);
         assert!(!d.join(SPARE_NAME).exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_streamed_file_holds_the_archive_of_the_whole_snapshot() {
+        let d = tmp("stream");
+        // Several chunks' worth, values of every size up to a chunk and
+        // past it, nodes without data, ACLs and sessions.
+        let mut snap = sample(77);
+        let template = snap.nodes[0].clone();
+        snap.nodes = (0..30_000)
+            .map(|i| SnapshotNode {
+                path: format!("/p{}/{}", i % 97, "n".repeat(i % 40)),
+                data: match i % 5 {
+                    0 => None,
+                    1 => Some(Vec::new()),
+                    _ => Some(vec![i as u8; (i * 37) % 300]),
+                },
+                czxid: i as i64,
+                ..template.clone()
+            })
+            .chain(std::iter::once(SnapshotNode {
+                path: "/big".into(),
+                data: Some(vec![9; WRITE_CHUNK + 4321]),
+                ..template.clone()
+            }))
+            .collect();
+        snap.sessions = (0..500)
+            .map(|i| SnapshotSession {
+                id: i,
+                timeout_ms: 4000 + i as i32,
+            })
+            .collect();
+        let (p, n) = write(&d, &snap).unwrap();
+        let file = fs::read(&p).unwrap();
+        assert_eq!(file.len() as u64, n);
+        let whole = rkyv::to_bytes::<rkyv::rancor::Error>(&snap).unwrap();
+        assert!(
+            file[HEADER_LEN..] == whole[..],
+            "the same archive, byte for byte"
+        );
+        let back = load(&p, |a| {
+            rkyv::deserialize::<Snapshot, rkyv::rancor::Error>(a).unwrap()
+        })
+        .unwrap();
+        assert_eq!(back, snap);
         fs::remove_dir_all(&d).unwrap();
     }
 

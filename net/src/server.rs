@@ -1518,27 +1518,6 @@ impl Snapshotter {
     }
 }
 
-/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e`, which
-/// mimalloc keeps stable; libmimalloc-sys names no constant for it).
-pub const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// From here on the allocator keeps the memory it frees for reuse instead
-/// of handing it back to the OS, so the server's RSS is its high-water mark
-/// (as a JVM's heap is). Each snapshot allocates and frees hundreds of MB
-/// (~2x its file size); returned to the OS a second later, as mimalloc
-/// does by default, those pages were faulted in again by the next
-/// snapshot, and in a VM with free page reporting (virtio-balloon, as on
-/// Firecracker) the host's reclaim of the freed huge pages held up the
-/// disk: log fdatasyncs of 50-180 ms in the seconds after each snapshot,
-/// and also with the snapshot's file not written at all. Kept, the p99 of
-/// writes while 1M-znode snapshots are taken went from 56-85 ms to 12 ms
-/// (docs/BENCHMARKS.md).
-pub fn keep_freed_memory() {
-    // SAFETY: sets an option of the allocator; any value is valid, and -1
-    // means "never purge".
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-}
-
 thread_local! {
     /// On core 0: the snapshotter, for `csnp`.
     static SNAPSHOTTER: RefCell<Option<Rc<RefCell<Snapshotter>>>> = const { RefCell::new(None) };
@@ -1823,7 +1802,6 @@ pub fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Re
     // pages back to the OS instead of keeping them in the allocator.
     // SAFETY: mi_collect only walks the allocator's own free lists.
     unsafe { libmimalloc_sys::mi_collect(true) };
-    keep_freed_memory();
     if torn_tail {
         warn!(bytes = truncated_bytes, "cut a torn tail off the log");
     } else if truncated_bytes > 0 {

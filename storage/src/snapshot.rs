@@ -465,7 +465,6 @@ pub fn write_from<'a, I>(
 where
     I: ExactSizeIterator<Item = NodeRef<'a>> + Clone,
 {
-    use std::os::unix::fs::FileExt;
     let io = |file: &Path| {
         let file = file.to_path_buf();
         move |source| SnapshotError::Io { file, source }
@@ -479,23 +478,54 @@ where
         Err(_) => fs::File::create(&tmp),
     }
     .map_err(io(&tmp))?;
+    let written = stream_to(file, &tmp, source, paced);
+    if written.is_err() {
+        // The file is still the spare's blocks for the next try.
+        let _ = fs::rename(&tmp, dir.join(SPARE_NAME));
+    }
+    let len = written?;
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok((path, len))
+}
+
+/// Streams the archive of `source` into `file` (named `tmp`), header last,
+/// cut to length and synced. Returns the file's length.
+fn stream_to<'a, I>(
+    file: fs::File,
+    tmp: &Path,
+    source: &SnapshotRef<'a, I>,
+    paced: bool,
+) -> Result<u64, SnapshotError>
+where
+    I: ExactSizeIterator<Item = NodeRef<'a>> + Clone,
+{
+    use std::os::unix::fs::FileExt;
+    let io = |source| SnapshotError::Io {
+        file: tmp.to_path_buf(),
+        source,
+    };
     // Chunks start on chunk boundaries (the header rides in the first):
     // no partial page to read back from the old file.
-    let writer = rkyv::ser::writer::IoWriter::new(ChunkedFile::new(file, paced));
-    let mut out = match rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(source, writer) {
-        Ok(w) => w.into_inner(),
-        Err(e) => {
-            return Err(SnapshotError::Corrupt {
-                file: tmp,
-                what: format!("cannot serialise: {e}"),
-            })
-        }
-    };
+    let mut out = ChunkedFile::new(file, paced);
+    let serialised = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
+        source,
+        rkyv::ser::writer::IoWriter::new(&mut out),
+    )
+    .map(drop);
     if let Some(e) = out.error.take() {
-        return Err(io(&tmp)(e));
+        return Err(io(e));
+    }
+    if let Err(e) = serialised {
+        return Err(SnapshotError::Corrupt {
+            file: tmp.to_path_buf(),
+            what: format!("cannot serialise: {e}"),
+        });
     }
     if !out.buf.is_empty() {
-        out.flush_chunk().map_err(io(&tmp))?;
+        out.flush_chunk().map_err(io)?;
     }
     let mut header = [0u8; HEADER_LEN];
     header[0..8].copy_from_slice(MAGIC);
@@ -504,20 +534,15 @@ where
     header[16..24].copy_from_slice(&source.zxid.to_le_bytes());
     header[24..32].copy_from_slice(&out.payload_len.to_le_bytes());
     let f = out.file;
-    f.write_all_at(&header, 0).map_err(io(&tmp))?;
+    f.write_all_at(&header, 0).map_err(io)?;
     let len = HEADER_LEN as u64 + out.payload_len;
     if paced {
-        shrink_gradually(&f, len).map_err(io(&tmp))?;
+        shrink_gradually(&f, len).map_err(io)?;
     } else {
-        f.set_len(len).map_err(io(&tmp))?;
+        f.set_len(len).map_err(io)?;
     }
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok((path, len))
+    f.sync_all().map_err(io)?;
+    Ok(len)
 }
 
 /// Maps a snapshot, checks its header, checksum and archive, and hands the
@@ -863,6 +888,40 @@ mod tests {
         .unwrap();
         assert_eq!(back, snap);
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_is_an_io_error_and_leaves_the_spare() {
+        let d = tmp("enospc");
+        // A spare whose writes fail as on a full disk.
+        std::os::unix::fs::symlink("/dev/full", d.join(SPARE_NAME)).unwrap();
+        // Failing in the last chunk, and in a full chunk mid-way.
+        let mut big = sample(4);
+        big.nodes[0].data = Some(vec![5; 3 * WRITE_CHUNK]);
+        for snap in [sample(3), big] {
+            match write(&d, &snap) {
+                Err(SnapshotError::Io { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(libc_enospc()), "{source}")
+                }
+                other => panic!("expected an I/O error, got {other:?}"),
+            }
+        }
+        assert!(list(&d).is_empty());
+        let names: Vec<String> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            vec![SPARE_NAME.to_string()],
+            "no temporary file left"
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// ENOSPC on Linux.
+    fn libc_enospc() -> i32 {
+        28
     }
 
     #[test]

@@ -1332,11 +1332,23 @@ async fn request_loop<S: ClientStream>(
     mut input: Input,
 ) -> Result<(), String> {
     let max = shard.config.jute_max_buffer;
+    // Backpressure: stop taking requests while this session has too much
+    // queued.
+    let throttled = || {
+        conn.queued() >= SESSION_OUTSTANDING_MAX || conn.out.borrow().len() >= CONN_OUT_BYTES_HIGH
+    };
     loop {
-        // Parse every whole frame we have.
+        // Parse the whole frames we have, as long as the session may take
+        // more: one read can hold tens of thousands of small requests
+        // (getData of a 64 KiB node: 25 bytes asked, 64 KiB answered).
+        let mut whole_frames_left = false;
         loop {
             if conn.closing.get() {
                 return Ok(());
+            }
+            if throttled() {
+                whole_frames_left = true;
+                break;
             }
             match input.next_frame(max) {
                 Err(e) => return Err(format!("{e}")),
@@ -1348,11 +1360,6 @@ async fn request_loop<S: ClientStream>(
                 }
             }
         }
-        // Backpressure: stop reading while this session has too much queued.
-        let throttled = || {
-            conn.queued() >= SESSION_OUTSTANDING_MAX
-                || conn.out.borrow().len() >= CONN_OUT_BYTES_HIGH
-        };
         if throttled() {
             metrics::SERVER
                 .connections_throttled
@@ -1363,6 +1370,11 @@ async fn request_loop<S: ClientStream>(
                 return Ok(());
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        // Requests already read come first: the client may be waiting for
+        // their replies before it sends anything more.
+        if whole_frames_left {
+            continue;
         }
         if !input.read_more(r).await.map_err(|e| e.to_string())? {
             return Ok(());

@@ -39,23 +39,31 @@ pub fn write_tree(
     let source = snapshot::SnapshotRef {
         zxid: tree.last_zxid,
         acls: &acls.lists,
-        nodes: nodes.iter().map(|&(path, node, acl)| snapshot::NodeRef {
-            path,
-            data: node.data.as_deref(),
-            acl,
-            czxid: node.czxid,
-            mzxid: node.mzxid,
-            pzxid: node.pzxid,
-            ctime: node.ctime,
-            mtime: node.mtime,
-            version: node.version,
-            cversion: node.cversion,
-            aversion: node.aversion,
-            ephemeral_owner: node.ephemeral_owner,
-        }),
+        nodes: nodes
+            .iter()
+            .map(|&(path, node, acl)| node_ref(path, node, acl)),
         sessions: &sessions,
     };
     snapshot::write_from(dir, &source, paced)
+}
+
+/// A node as the snapshot holds it, `acl` being its index in the snapshot's
+/// ACL lists.
+fn node_ref<'a>(path: &'a str, node: &'a Node, acl: u32) -> snapshot::NodeRef<'a> {
+    snapshot::NodeRef {
+        path,
+        data: node.data.as_deref(),
+        acl,
+        czxid: node.czxid,
+        mzxid: node.mzxid,
+        pzxid: node.pzxid,
+        ctime: node.ctime,
+        mtime: node.mtime,
+        version: node.version,
+        cversion: node.cversion,
+        aversion: node.aversion,
+        ephemeral_owner: node.ephemeral_owner,
+    }
 }
 
 /// Distinct ACL lists in the order first met, by their shared copy.
@@ -92,20 +100,7 @@ pub fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot
     // `DataTree::restore` rebuilds fastest.
     for (path, node) in tree.preorder() {
         let acl = acls.index(&node.acl);
-        nodes.push(SnapshotNode {
-            path: path.to_string(),
-            data: node.data.as_ref().map(|d| d.to_vec()),
-            acl,
-            czxid: node.czxid,
-            mzxid: node.mzxid,
-            pzxid: node.pzxid,
-            ctime: node.ctime,
-            mtime: node.mtime,
-            version: node.version,
-            cversion: node.cversion,
-            aversion: node.aversion,
-            ephemeral_owner: node.ephemeral_owner,
-        });
+        nodes.push(SnapshotNode::from(node_ref(path, node, acl)));
     }
     Snapshot {
         zxid: tree.last_zxid,

@@ -252,6 +252,25 @@ impl<'a> From<&'a SnapshotNode> for NodeRef<'a> {
     }
 }
 
+impl From<NodeRef<'_>> for SnapshotNode {
+    fn from(n: NodeRef<'_>) -> Self {
+        SnapshotNode {
+            path: n.path.to_owned(),
+            data: n.data.map(<[u8]>::to_vec),
+            acl: n.acl,
+            czxid: n.czxid,
+            mzxid: n.mzxid,
+            pzxid: n.pzxid,
+            ctime: n.ctime,
+            mtime: n.mtime,
+            version: n.version,
+            cversion: n.cversion,
+            aversion: n.aversion,
+            ephemeral_owner: n.ephemeral_owner,
+        }
+    }
+}
+
 /// A snapshot to be written, as `Snapshot` archives it, with its nodes
 /// coming from an iterator (walked twice: rkyv writes what the nodes point
 /// to, then the nodes). The archive is byte for byte the one `Snapshot`

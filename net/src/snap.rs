@@ -9,16 +9,15 @@ use bytes::Bytes;
 use engine::tree::{Attach, DataTree, Finished, Node, Restore};
 use engine::types::{Acl, AclList, Id, SessionId};
 use storage::snapshot::{
-    self, ArchivedSnapshot, ArchivedSnapshotNode, Snapshot, SnapshotAcl, SnapshotNode,
-    SnapshotSession,
+    self, ArchivedSnapshot, ArchivedSnapshotNode, SnapshotAcl, SnapshotSession,
 };
 use tracing::{info, warn};
 
-/// Writes a snapshot of one tree version to `dir` (paced for a server's
-/// background snapshots: see `storage::snapshot::write_paced`), streamed
-/// from the tree: paths and values are not copied, and nothing the size
-/// of the snapshot is held in memory. Same file as `to_snapshot` then
-/// `storage::snapshot::write` would give.
+/// Writes a snapshot of one tree version to `dir` (`paced` as in
+/// `storage::snapshot::write_from`), streamed from the tree: paths and
+/// values are not copied, and nothing the size of the snapshot is held in
+/// memory. The file is the one a `Snapshot` of the tree would give (tested
+/// against the tests' `to_snapshot`).
 pub fn write_tree(
     dir: &std::path::Path,
     tree: &DataTree,
@@ -27,7 +26,8 @@ pub fn write_tree(
 ) -> Result<(PathBuf, u64), snapshot::SnapshotError> {
     let mut acls = AclTable::default();
     // One walk of the tree (a walk is a hash lookup per node); the two
-    // passes of the serialiser go over this list.
+    // passes of the serialiser go over this list. Parents before children,
+    // siblings in order: the order `DataTree::restore` rebuilds fastest.
     let nodes: Vec<(&str, &Node, u32)> = tree
         .preorder()
         .map(|(path, node)| (&**path, &**node, acls.index(&node.acl)))
@@ -88,28 +88,6 @@ impl AclTable {
             );
             (lists.len() - 1) as u32
         })
-    }
-}
-
-/// Builds a snapshot of one tree version. ACL lists shared between nodes
-/// are stored once.
-pub fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot {
-    let mut acls = AclTable::default();
-    let mut nodes = Vec::with_capacity(tree.node_count());
-    // Parents before children, siblings in order: the order
-    // `DataTree::restore` rebuilds fastest.
-    for (path, node) in tree.preorder() {
-        let acl = acls.index(&node.acl);
-        nodes.push(SnapshotNode::from(node_ref(path, node, acl)));
-    }
-    Snapshot {
-        zxid: tree.last_zxid,
-        acls: acls.lists,
-        nodes,
-        sessions: sessions
-            .into_iter()
-            .map(|(id, timeout_ms)| SnapshotSession { id, timeout_ms })
-            .collect(),
     }
 }
 
@@ -252,6 +230,26 @@ pub fn load_newest(snapshots: Vec<(i64, PathBuf)>, extended_types: bool) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storage::snapshot::{Snapshot, SnapshotNode};
+
+    /// The tree as a whole `Snapshot` in memory: what `write_tree` streams.
+    fn to_snapshot(tree: &DataTree, sessions: Vec<(SessionId, i32)>) -> Snapshot {
+        let mut acls = AclTable::default();
+        let mut nodes = Vec::with_capacity(tree.node_count());
+        for (path, node) in tree.preorder() {
+            let acl = acls.index(&node.acl);
+            nodes.push(SnapshotNode::from(node_ref(path, node, acl)));
+        }
+        Snapshot {
+            zxid: tree.last_zxid,
+            acls: acls.lists,
+            nodes,
+            sessions: sessions
+                .into_iter()
+                .map(|(id, timeout_ms)| SnapshotSession { id, timeout_ms })
+                .collect(),
+        }
+    }
 
     /// More nodes than one message of the reader thread carries, under
     /// several parents, with ephemerals.

@@ -204,14 +204,7 @@ pub fn tidy(dir: &Path) -> Vec<PathBuf> {
 /// written and synced in chunks (`WRITE_CHUNK`), cut to its length,
 /// rename, fsync of the directory. Returns the path and its size in bytes.
 pub fn write(dir: &Path, snap: &Snapshot) -> Result<(PathBuf, u64), SnapshotError> {
-    write_from(dir, &SnapshotRef::of(snap), false)
-}
-
-/// `write` for a server's background snapshots, next to a log that is
-/// taking writes: paced at `WRITE_BYTES_PER_SECOND` (it sleeps between
-/// chunks).
-pub fn write_paced(dir: &Path, snap: &Snapshot) -> Result<(PathBuf, u64), SnapshotError> {
-    write_from(dir, &SnapshotRef::of(snap), true)
+    write_from(dir, &borrowed(snap), false)
 }
 
 /// A node as the snapshot archives it (`ArchivedSnapshotNode`), borrowed
@@ -284,22 +277,15 @@ pub struct SnapshotRef<'a, I> {
     pub sessions: &'a [SnapshotSession],
 }
 
-impl<'a>
-    SnapshotRef<
-        'a,
-        std::iter::Map<std::slice::Iter<'a, SnapshotNode>, fn(&'a SnapshotNode) -> NodeRef<'a>>,
-    >
-{
-    pub fn of(snap: &'a Snapshot) -> Self {
-        SnapshotRef {
-            zxid: snap.zxid,
-            acls: &snap.acls,
-            nodes: snap
-                .nodes
-                .iter()
-                .map(NodeRef::from as fn(&'a SnapshotNode) -> NodeRef<'a>),
-            sessions: &snap.sessions,
-        }
+/// `snap` as a `SnapshotRef`.
+fn borrowed(
+    snap: &Snapshot,
+) -> SnapshotRef<'_, impl ExactSizeIterator<Item = NodeRef<'_>> + Clone> {
+    SnapshotRef {
+        zxid: snap.zxid,
+        acls: &snap.acls,
+        nodes: snap.nodes.iter().map(NodeRef::from),
+        sessions: &snap.sessions,
     }
 }
 
@@ -475,7 +461,9 @@ impl Write for ChunkedFile {
 }
 
 /// Writes a snapshot durably from `source` (see `write`); the payload is
-/// streamed to the file as it is serialised.
+/// streamed to the file as it is serialised. `paced`, for a server's
+/// background snapshots next to a log that is taking writes: at most
+/// `WRITE_BYTES_PER_SECOND` (it sleeps between chunks).
 pub fn write_from<'a, I>(
     dir: &Path,
     source: &SnapshotRef<'a, I>,
@@ -817,7 +805,7 @@ mod tests {
         assert_eq!(fs::metadata(&spare).unwrap().ino(), big_inode);
         assert!(list(&d).iter().all(|(z, _)| *z != 10));
 
-        let (p, n) = write_paced(&d, &sample(50)).unwrap();
+        let (p, n) = write_from(&d, &borrowed(&sample(50)), true).unwrap();
         assert!(!spare.exists());
         let m = fs::metadata(&p).unwrap();
         assert_eq!(m.ino(), big_inode, "written over the spare");
@@ -946,7 +934,7 @@ mod tests {
     #[test]
     fn a_paced_write_reads_back_like_an_unpaced_one() {
         let d = tmp("paced");
-        let (p, n) = write_paced(&d, &sample(7)).unwrap();
+        let (p, n) = write_from(&d, &borrowed(&sample(7)), true).unwrap();
         assert_eq!(fs::metadata(&p).unwrap().len(), n);
         let zxid = load(&p, |a| a.zxid.to_native()).unwrap();
         assert_eq!(zxid, 7);
